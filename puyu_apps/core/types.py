@@ -1,0 +1,36 @@
+"""Typed, JSON-serialisable outputs of the model wrapper."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class EngineInfo(BaseModel):
+    """What actually runs: never a guess, never a silent fallback."""
+
+    backend: str = Field(description="decode implementation, e.g. 'transformers-eager'")
+    device: str
+    dtype: str
+    weight_format: str
+    quantization: str = "none"
+    model: str
+    source: str
+    adapters: list[str] = []
+    merged_adapters: list[str] = []
+    threads: int
+    versions: dict[str, str] = {}
+
+
+class GenerationResult(BaseModel):
+    text: str
+    finish_reason: Literal["stop", "eos", "length"]
+    prompt_tokens: int
+    completion_tokens: int
+    token_ids: list[int] = []
+    adapter: str | None = None
+    ttft_s: float = Field(description="time to first token, seconds")
+    total_s: float
+    tokens_per_s: float = Field(description="decode throughput after the first token")
+    backend: str

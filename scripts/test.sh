@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Runs the test suite in the project's virtual environment, offline.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_THREAD_LIMIT=1
+exec .venv/bin/python -m pytest "$@"
