@@ -113,7 +113,7 @@ def _load_folder(folder: Path, dtype: torch.dtype, trust_remote_code: bool) -> t
     try:
         tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, RuntimeError, KeyError, EnvironmentError) as exc:
+    except Exception as exc:  # safetensors, tokenizers and torch raise many unrelated types on bad files
         raise ModelLoadError(
             f"could not load the model in {folder}: {type(exc).__name__}: {str(exc)[:300]}. "
             f"Check that the weights are complete (re-copy or re-download them); for a converted pack, delete "
