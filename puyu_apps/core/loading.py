@@ -5,6 +5,7 @@ GGUF packs are dequantized once and saved as safetensors in the cache, so later 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -18,6 +19,8 @@ import torch
 from ..errors import DeviceUnavailableError, ModelLoadError, UnknownModelError
 from ..paths import cache_dir
 from .config import LoadConfig
+from .internlm2 import convert_folder as convert_internlm2
+from .internlm2 import is_internlm2
 from .registry import ModelEntry, _find_spec_dir, get_entry, list_models
 
 _CONVERTED_MARK = "puyu_source.json"
@@ -86,8 +89,13 @@ def load(name_or_path: str | Path, cfg: LoadConfig | None = None) -> Loaded:
                 folder = convert_gguf(ggufs[0], cache_dir() / "models" / f"{ggufs[0].stem}-{ggufs[0].stat().st_size}")
             else:
                 folder = path
+            fmt = _dtype_name(dtype)
+            if is_internlm2(folder):
+                key = "internlm2-" + hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
+                folder = convert_internlm2(folder, cache_dir() / "models" / key, cfg.trust_remote_code)
+                fmt += " (InternLM2 checkpoint converted to the Llama layout)"
             model, tok = _load_folder(folder, dtype, cfg.trust_remote_code)
-            source, fmt = f"local folder {path}", _dtype_name(dtype)
+            source = f"local folder {path}"
         else:
             raise UnknownModelError(name, [e.name for e in list_models()])
     model = model.to(device=device, dtype=dtype).eval()
