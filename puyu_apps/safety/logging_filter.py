@@ -22,14 +22,32 @@ class PIIMaskingFilter(logging.Filter):
 
 
 def mask_record(record: logging.LogRecord) -> None:
+    """Mask PII in a record. Arguments are masked one by one when that suffices (formatters such as uvicorn's
+    access log unpack ``record.args``); otherwise the message is flattened to its masked text."""
     if getattr(record, "_pii_masked", False):
         return
+    record._pii_masked = True  # type: ignore[attr-defined]
     try:
         message = record.getMessage()
     except Exception:  # a malformed record is left for logging itself to report
         return
-    record.msg, record.args = mask_pii(message), ()
-    record._pii_masked = True  # type: ignore[attr-defined]
+    masked = mask_pii(message)
+    if masked == message:
+        return
+    original = (record.msg, record.args)
+    if isinstance(record.msg, str):
+        record.msg = mask_pii(record.msg)
+    if isinstance(record.args, tuple):
+        record.args = tuple(mask_pii(a) if isinstance(a, str) else a for a in record.args)
+    elif isinstance(record.args, dict):
+        record.args = {k: mask_pii(v) if isinstance(v, str) else v for k, v in record.args.items()}
+    try:
+        ok = record.getMessage() == masked
+    except Exception:
+        ok = False
+    if not ok:
+        record.msg, record.args = masked, ()
+    del original
 
 
 def install_log_masking(prefixes: tuple[str, ...] = DEFAULT_PREFIXES) -> None:

@@ -107,3 +107,20 @@ def test_logs_are_masked(caplog):
     message = caplog.records[-1].getMessage()
     assert "13812345678" not in message and VALID_ID not in message
     assert "[PHONE]" in message and "[ID]" in message
+
+
+def test_log_masking_keeps_argument_structure():
+    """uvicorn's access formatter unpacks record.args: masking must keep the 5-tuple."""
+    install_log_masking()
+    record = logging.getLogger("uvicorn.access").makeRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:1", "GET", "/healthz?phone=13812345678", "1.1", 200), None)
+    factory_record = logging.getLogRecordFactory()("uvicorn.access", logging.INFO, __file__, 1,
+                                                    '%s - "%s %s HTTP/%s" %d',
+                                                    ("127.0.0.1:1", "GET", "/q?id=13812345678", "1.1", 200), None)
+    assert isinstance(factory_record.args, tuple) and len(factory_record.args) == 5
+    assert "13812345678" not in factory_record.getMessage() and "[PHONE]" in factory_record.getMessage()
+    from puyu_apps.safety import PIIMaskingFilter
+
+    PIIMaskingFilter().filter(record)
+    assert len(record.args) == 5 and "[PHONE]" in record.getMessage()

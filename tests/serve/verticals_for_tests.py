@@ -69,4 +69,5 @@ def serve_main(port: int, data_dir: str) -> None:
     from puyu_apps.serve import ServeConfig, run
 
     register(NAME, EchoPipeline, replace=True)
-    run(ServeConfig(model="tiny-random-llama", port=port, data_dir=data_dir, max_tokens_limit=64))
+    run(ServeConfig(model="tiny-random-llama", port=port, data_dir=data_dir, max_tokens_limit=64,
+                    default_max_tokens=16))
