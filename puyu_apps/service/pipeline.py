@@ -34,6 +34,12 @@ class Session:
     turns: int = 0
 
 
+def complete_sentences(text: str) -> str:
+    """``text`` up to its last sentence end (all of it when it has none)."""
+    cut = max(text.rfind(c) for c in ".!?。！？")
+    return text[: cut + 1].strip() if cut > 0 else text.strip()
+
+
 def detect_language(text: str) -> str:
     cjk = len(re.findall(r"[\u4e00-\u9fff]", text))
     return "zh" if cjk and cjk >= 0.2 * len(re.sub(r"\s", "", text)) else "en"
@@ -46,12 +52,17 @@ class CustomerServicePipeline(Pipeline):
 
     def __init__(self, *, asr: str = "faster-whisper", tts: str | None = "espeak-ng", db_url: str | None = None,
                  faq_path: str | None = None, max_new_tokens: int = 80, max_duration_s: float = 1200.0,
-                 history_turns: int = 4, max_complaints: int = 2, **kwargs: Any) -> None:
+                 history_turns: int = 4, max_complaints: int = 2, grounding: str = "append",
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         if history_turns < 0:
             raise ValueError(f"history_turns must be >= 0, got {history_turns}")
+        if grounding not in ("append", "llm"):
+            raise ValueError(f"grounding must be 'append' (state the matching FAQ answer when the model did not) "
+                             f"or 'llm' (the model's words only), got {grounding!r}")
+        self.grounding = grounding
         if max_duration_s <= 0:
             raise ValueError(f"max_duration_s must be > 0, got {max_duration_s}")
         self.asr_name, self.tts_name, self.db_url, self.faq_path = asr, tts, db_url, faq_path
@@ -72,7 +83,7 @@ class CustomerServicePipeline(Pipeline):
         return {**super().init_parameters(), "asr": self.asr_name, "tts": self.tts_name, "db_url": self.db_url,
                 "faq_path": self.faq_path, "max_new_tokens": self.max_new_tokens,
                 "max_duration_s": self.max_duration_s, "history_turns": self.history_turns,
-                "max_complaints": self.max_complaints}
+                "max_complaints": self.max_complaints, "grounding": self.grounding}
 
     # -- components ---------------------------------------------------------------------------------------
     def load_components(self) -> None:
@@ -187,6 +198,7 @@ class CustomerServicePipeline(Pipeline):
                timings: dict[str, float]) -> str:
         import time
 
+        from .knowledge import terms
         from .tts import SentenceSpeaker, clean_for_speech
 
         hits = self._kb.search(text, k=2)
@@ -206,6 +218,16 @@ class CustomerServicePipeline(Pipeline):
                 first_audio = time.perf_counter() - t0
         reply = ts.result.text.strip() if ts.result else ""
         timings["llm"] = time.perf_counter() - t0 - (speaker.synth_s if speaker else 0.0)
+        if ts.result is not None and ts.result.finish_reason == "length":
+            reply = complete_sentences(reply)  # cut by the token limit: keep (and speak) whole sentences only
+            if speaker is not None:
+                speaker.discard()
+        if self.grounding == "append" and hits and hits[0][1] >= 0.2 and clean_for_speech(reply):
+            answer = hits[0][0].answer
+            if len(terms(answer) & terms(reply)) < 0.5 * len(terms(answer)):  # the model did not state the fact
+                reply = f"{reply} {answer}".strip()
+                if speaker is not None:
+                    speaker.feed(" " + answer + " ")
         if not clean_for_speech(reply):  # the model said nothing usable: answer from the FAQ, say so
             fallback = hits[0][0].answer if hits else self._manifest["fallback"].get(lang, "")
             out["warnings"].append("the language model produced no usable text; the reply is the best FAQ answer")

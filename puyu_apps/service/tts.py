@@ -153,6 +153,11 @@ class SentenceSpeaker:
         chunk = self._speak(text) if text else None
         return [chunk] if chunk is not None else []
 
+    def discard(self) -> str:
+        """Drop the unfinished sentence (a reply cut by the token limit is not spoken half-way)."""
+        text, self._buf = self._buf, ""
+        return text
+
     def _speak(self, text: str) -> SpeechChunk | None:
         t = time.perf_counter()
         samples = self.engine.synthesize(text, self.language)

@@ -111,3 +111,14 @@ def test_tts_engines_write_speech(tmp_path):
     assert np.abs(en).max() > 0.05 and np.abs(zh).max() > 0.05
     path = EspeakTTS().save("Hello", tmp_path / "h.wav")
     assert path.stat().st_size > 1000
+
+
+def test_complete_sentences_and_discard():
+    from puyu_apps.service.pipeline import complete_sentences, detect_language
+
+    assert complete_sentences("We are sorry. We will refund you. Please wait for") == "We are sorry. We will refund you."
+    assert complete_sentences("no end here") == "no end here"
+    assert detect_language("我要退款 please") == "zh" and detect_language("refund please") == "en"
+    speaker = SentenceSpeaker(EspeakTTS())
+    speaker.feed("A whole sentence here. And half of")
+    assert speaker.discard() == "And half of" and speaker.flush() == []

@@ -1,0 +1,37 @@
+"""End to end on the real models: espeak-ng call -> Whisper tiny.en -> SmolLM2 (embedded default) -> espeak-ng
+reply -> Whisper again on the reply audio."""
+
+import pytest
+
+from puyu_apps.service import CustomerServicePipeline
+from puyu_apps.service.asr import make_asr, word_error_rate
+from puyu_apps.service.audio import load_audio
+
+from .conftest import CALL_TEXT, espeak
+
+
+@pytest.mark.integration
+def test_round_trip_on_a_generated_call(tmp_path):
+    call = espeak(CALL_TEXT, tmp_path / "call.wav")
+    heard = []
+    pipe = CustomerServicePipeline(db_url=f"sqlite:///{tmp_path / 'tickets.db'}", max_new_tokens=60)
+    pipe.on_audio = heard.append
+    with pipe:
+        res = pipe(str(call), customer="round-trip")
+        wer = word_error_rate(CALL_TEXT, res.transcript)
+        assert wer <= 0.25, (wer, res.transcript)
+        assert res.intent == "refund" and res.faq_ids[0] == "refund"
+        assert res.sentiment in ("negative", "neutral") and not res.escalated
+        assert res.engine["model"] == "smollm2-135m-instruct"
+        assert len(res.reply.split()) >= 5 and "refund" in res.reply.lower()  # grounded in the FAQ entry
+        # the reply was spoken sentence by sentence; the first sentence was ready before the answer ended
+        assert heard and res.time_to_first_audio_s is not None
+        assert res.time_to_first_audio_s < res.timings_s["llm"] + res.timings_s["tts"]
+        out = res.save(tmp_path / "reply.wav")
+        back = make_asr().transcribe([load_audio(out).samples]).text
+        reply_wer = word_error_rate(res.reply, back)
+        print(f"\ncall WER {wer:.2f} | transcript: {res.transcript}\nreply: {res.reply}\nheard back "
+              f"(WER {reply_wer:.2f}): {back}\ntimings: {res.timings_s}")
+        assert reply_wer <= 0.35, (reply_wer, res.reply, back)
+        row = pipe.store.turns_of(res.session_id)[0]
+        assert row["status"] == "answered" and row["reply"] == res.reply
