@@ -32,6 +32,17 @@ class Session:
     history: list[dict[str, str]] = field(default_factory=list)
     complaints: int = 0
     turns: int = 0
+    last_ids: list[int] = field(default_factory=list)  # token ids of the last prompt + reply
+
+
+def shared_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading tokens two sequences share: what a KV cache kept from the last turn could skip."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def complete_sentences(text: str) -> str:
@@ -77,7 +88,7 @@ class CustomerServicePipeline(Pipeline):
         self._store: Any = None
         self._kb: Any = None
         self._manifest: dict[str, Any] = {}
-        self._system_template = ""
+        self._system_template = self._user_template = ""
 
     def init_parameters(self) -> dict[str, Any]:
         return {**super().init_parameters(), "asr": self.asr_name, "tts": self.tts_name, "db_url": self.db_url,
@@ -94,6 +105,7 @@ class CustomerServicePipeline(Pipeline):
         vdir = vertical_dir(self.name)
         self._manifest = json.loads((vdir / "manifest.json").read_text(encoding="utf-8"))
         self._system_template = (vdir / self._manifest["prompts"]["system"]).read_text(encoding="utf-8")
+        self._user_template = (vdir / self._manifest["prompts"]["user"]).read_text(encoding="utf-8")
         self._kb = KnowledgeBase.load(self.faq_path or vdir / self._manifest["faq"])
         self._tts = make_tts(self.tts_name) if self.tts_name else None
         url = self.db_url
@@ -205,9 +217,12 @@ class CustomerServicePipeline(Pipeline):
         out["faq_ids"] = [e.id for e, _ in hits]
         facts = "\n".join(f"- {e.answer}" for e, _ in hits) or "- (no matching entry)"
         instr = "Answer in Chinese (用中文回答)." if lang == "zh" else "Answer in English."
-        system = self._system_template.format(faq=facts, language_instruction=instr)
+        user = self._user_template.format(message=text, faq=facts, language_instruction=instr)
         keep = sess.history[-2 * self.history_turns:] if self.history_turns else []
-        messages = [{"role": "system", "content": system}, *keep, {"role": "user", "content": text}]
+        messages = [{"role": "system", "content": self._system_template.strip()}, *keep,
+                    {"role": "user", "content": user}]
+        prompt_ids = self.lm.encode(self.lm.format_prompt(messages))[0].tolist()
+        out["reusable_tokens"] = shared_prefix(sess.last_ids, prompt_ids)
         cfg = GenerationConfig(max_new_tokens=self.max_new_tokens, temperature=0.0, repetition_penalty=1.1)
         speaker = SentenceSpeaker(self._tts, lang, self.on_audio) if self._tts else None
         t0 = time.perf_counter()
@@ -218,6 +233,10 @@ class CustomerServicePipeline(Pipeline):
                 first_audio = time.perf_counter() - t0
         reply = ts.result.text.strip() if ts.result else ""
         timings["llm"] = time.perf_counter() - t0 - (speaker.synth_s if speaker else 0.0)
+        if ts.result is not None:
+            timings["llm_ttft"] = ts.result.ttft_s
+            out["llm_tokens"] = (ts.result.prompt_tokens, ts.result.completion_tokens)
+            sess.last_ids = prompt_ids + list(ts.result.token_ids)
         if ts.result is not None and ts.result.finish_reason == "length":
             reply = complete_sentences(reply)  # cut by the token limit: keep (and speak) whole sentences only
             if speaker is not None:
@@ -302,6 +321,9 @@ class CustomerServicePipeline(Pipeline):
             reply_audio_s=len(audio) / 16000 if audio is not None else 0.0,
             time_to_first_audio_s=ttfa if ttfa >= 0 else None,
             ticket_turn_id=outputs["turn_id"] if isinstance(outputs["turn_id"], int) else None,
+            llm_prompt_tokens=outputs.get("llm_tokens", (0, 0))[0],
+            llm_completion_tokens=outputs.get("llm_tokens", (0, 0))[1],
+            llm_reusable_tokens=outputs.get("reusable_tokens", 0),
             ticket_saved=bool(outputs.get("saved")), outbox_pending=len(self.outbox),
             warnings=outputs["warnings"], timings_s=timings)
         res._audio = audio

@@ -33,6 +33,9 @@ class ServiceTurnResult(PipelineResult):
     reply_sentences: list[str] = []
     reply_audio_s: float = 0.0
     time_to_first_audio_s: float | None = None
+    llm_prompt_tokens: int = 0         # re-encoded every turn (KV-cache reuse across turns: later engine work)
+    llm_completion_tokens: int = 0
+    llm_reusable_tokens: int = 0       # leading prompt tokens equal to the last turn's prompt + reply
     ticket_turn_id: int | None = None
     ticket_saved: bool = False
     outbox_pending: int = 0

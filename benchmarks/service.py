@@ -1,0 +1,138 @@
+"""Customer-service latency on CPU: real-time factor per stage and time to first audio.
+
+In one run, on calls synthesised with espeak-ng:
+  * per stage: load + VAD, ASR (faster-whisper int8 against float32; openai-whisper when it is installed and a
+    checkpoint is given), LLM, TTS (espeak-ng against flite) as real-time factors (compute s / audio s);
+  * time to first audio: sentence-by-sentence streaming against speaking the whole answer after generation;
+  * dialogue turns: the prompt tokens each turn re-encodes (what KV-cache reuse across turns would skip; the
+    reuse itself is later work of the engine issue) and the time to first token per turn.
+
+    .venv/bin/python benchmarks/service.py [--model smollm2-135m-instruct] [--turns 3] [--tokens 48]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from puyu_apps.core import GenerationConfig
+from puyu_apps.service import CustomerServicePipeline
+from puyu_apps.service.asr import FasterWhisperASR, OpenAIWhisperASR, word_error_rate
+from puyu_apps.service.audio import SAMPLE_RATE, detect_speech, load_audio, trim
+from puyu_apps.service.tts import EspeakTTS, FliteTTS, SentenceSpeaker
+
+CALLS = ["Hello, my order arrived damaged and I would like a refund please.",
+         "Hi, where is my package? I ordered it last week and it has not arrived.",
+         "I cannot log in to the app. How do I reset my password?"]
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--turns", type=int, default=3)
+    ap.add_argument("--tokens", type=int, default=48)
+    ap.add_argument("--openai-whisper-checkpoint", help="a local openai-whisper .pt file to compare")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="puyu-svc-bench-"))
+    wavs = []
+    for i, text in enumerate(CALLS):
+        path = tmp / f"call{i}.wav"
+        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(path), text], check=True)
+        wavs.append(path)
+
+    print("== audio in + VAD")
+    clips, t_load = [], 0.0
+    for w in wavs:
+        (clip, dt) = timed(lambda: load_audio(w))
+        regions, dt2 = timed(lambda: detect_speech(clip))
+        clips.append((clip, regions))
+        t_load += dt + dt2
+    audio_s = sum(c.duration_s for c, _ in clips)
+    print(f"{len(clips)} calls, {audio_s:.1f} s audio; load+resample+VAD RTF {t_load / audio_s:.4f}")
+
+    print("== ASR (same audio)")
+    engines = {"faster-whisper int8": lambda: FasterWhisperASR(compute_type="int8"),
+               "faster-whisper float32": lambda: FasterWhisperASR(compute_type="float32")}
+    if args.openai_whisper_checkpoint:
+        engines["openai-whisper"] = lambda: OpenAIWhisperASR(args.openai_whisper_checkpoint)
+    else:
+        print("openai-whisper: not compared (not installed by default, no offline checkpoint; "
+              "pass --openai-whisper-checkpoint FILE.pt)")
+    rtfs = {}
+    for name, make in engines.items():
+        asr, t_init = timed(make)
+        asr.transcribe([trim(*clips[0])[0]])  # warm
+        t_all, wers = 0.0, []
+        for (clip, regions), text in zip(clips, CALLS):
+            tr = asr.transcribe(trim(clip, regions), [s for s, _ in regions])
+            t_all += tr.elapsed_s
+            wers.append(word_error_rate(text, tr.text))
+        rtfs[name] = t_all / audio_s
+        print(f"{name:24s} load {t_init:5.2f} s | RTF {rtfs[name]:.3f} | mean WER {sum(wers) / len(wers):.3f}")
+    base = rtfs["faster-whisper int8"]
+    for name, r in rtfs.items():
+        print(f"  {name}: {r / base:.2f}x the time of faster-whisper int8")
+
+    print("== TTS")
+    reply = "Refunds are issued to the original payment method within five business days. Damaged items are " \
+            "refunded without a return. Is there anything else I can help with?"
+    tts_rtf = {}
+    for name, eng in (("espeak-ng", EspeakTTS()), ("flite", FliteTTS())):
+        eng.synthesize("warm up")
+        x, dt = timed(lambda: eng.synthesize(reply))
+        tts_rtf[name] = dt / (len(x) / SAMPLE_RATE)
+        print(f"{name:10s} RTF {tts_rtf[name]:.4f} ({len(x) / SAMPLE_RATE:.1f} s of speech in {dt:.2f} s)")
+    print(f"  flite/espeak-ng time ratio {tts_rtf['flite'] / tts_rtf['espeak-ng']:.2f}")
+
+    print(f"== LLM ({args.model}) and time to first audio")
+    pipe = CustomerServicePipeline(model=args.model, db_url=f"sqlite:///{tmp / 'tickets.db'}", tts="espeak-ng",
+                                   max_new_tokens=args.tokens, grounding="llm")
+    pipe.warm_up()
+    lm, espeak = pipe.lm, EspeakTTS()
+    msgs = [{"role": "system", "content": "You are a polite customer service assistant."},
+            {"role": "user", "content": CALLS[0]}]
+    cfg = GenerationConfig(max_new_tokens=args.tokens)
+    lm.generate(msgs, cfg)  # warm
+    t0 = time.perf_counter()
+    speaker = SentenceSpeaker(espeak)
+    first = None
+    ts = lm.stream(msgs, cfg)
+    for piece in ts:
+        if speaker.feed(piece) and first is None:
+            first = time.perf_counter() - t0
+    speaker.flush()
+    t_stream = time.perf_counter() - t0
+    first = first if first is not None else t_stream
+    t0 = time.perf_counter()
+    text = lm.generate(msgs, cfg).text
+    espeak.synthesize(text)
+    t_whole = time.perf_counter() - t0
+    spoken = len(speaker.audio) / SAMPLE_RATE
+    llm_s = ts.result.total_s if ts.result else 0.0
+    print(f"LLM {ts.result.completion_tokens} tokens in {llm_s:.2f} s ({ts.result.tokens_per_s:.1f} tok/s); "
+          f"RTF against the spoken reply {llm_s / max(spoken, 1e-6):.3f}")
+    print(f"time to first audio: streaming by sentence {first:.2f} s | whole answer then TTS {t_whole:.2f} s | "
+          f"ratio {t_whole / first:.1f}x")
+
+    print("== dialogue turns (prompt re-encoded each turn; KV reuse across turns is later engine work)")
+    sid = pipe.session().id
+    for i in range(args.turns):
+        res, dt = timed(lambda: pipe(CALLS[i % len(CALLS)], session_id=sid))
+        print(f"turn {i + 1}: {dt:.2f} s | prompt {res.llm_prompt_tokens} tokens, {res.llm_reusable_tokens} of them "
+              f"shared with the last turn's prompt + reply (a KV cache kept across turns would skip them) "
+              f"| time to first token {res.timings_s['llm_ttft']:.3f} s | "
+              f"time to first audio {res.time_to_first_audio_s or 0:.2f} s")
+    pipe.close()
+
+
+if __name__ == "__main__":
+    main()
