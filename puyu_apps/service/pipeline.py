@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,7 @@ class CustomerServicePipeline(Pipeline):
         self.sessions: dict[str, Session] = {}
         self.outbox: list[dict[str, Any]] = []
         self.on_audio: Callable[[Any], None] | None = None  # called with each SpeechChunk as soon as it is ready
+        self.cancel = threading.Event()  # set by a voice loop when the caller barges in: generation stops
         self._asr: Any = None
         self._tts: Any = None
         self._store: Any = None
@@ -163,6 +165,7 @@ class CustomerServicePipeline(Pipeline):
         out: dict[str, Any] = {"warnings": list(prepared["warnings"]), "channel": prepared["channel"], "words": [],
                                "regions": [], "voice": None}
         timings: dict[str, float] = {}
+        self.cancel.clear()
         self.flush_outbox()
         sess = self.session(prepared["session_id"])
         if prepared["channel"] == "voice":
@@ -228,10 +231,22 @@ class CustomerServicePipeline(Pipeline):
         t0 = time.perf_counter()
         ts = self.lm.stream(messages, cfg, adapter=self._adapter_name)
         first_audio = None
-        for piece in ts:
+        pieces, it = [], iter(ts)
+        for piece in it:
+            pieces.append(piece)
             if speaker is not None and speaker.feed(piece) and first_audio is None:
                 first_audio = time.perf_counter() - t0
-        reply = ts.result.text.strip() if ts.result else ""
+            if self.cancel.is_set():  # barge-in: stop decoding (closing the generator releases the model)
+                it.close()
+                out["interrupted"] = True
+                break
+        reply = ts.result.text.strip() if ts.result else "".join(pieces).strip()
+        if out.get("interrupted"):
+            timings["llm"] = time.perf_counter() - t0
+            timings["time_to_first_audio"] = first_audio if first_audio is not None else -1.0
+            out["audio"] = speaker.audio if speaker is not None else None
+            out["sentences"] = [c.text for c in speaker.chunks] if speaker is not None else []
+            return reply
         timings["llm"] = time.perf_counter() - t0 - (speaker.synth_s if speaker else 0.0)
         if ts.result is not None:
             timings["llm_ttft"] = ts.result.ttft_s
@@ -324,6 +339,7 @@ class CustomerServicePipeline(Pipeline):
             llm_prompt_tokens=outputs.get("llm_tokens", (0, 0))[0],
             llm_completion_tokens=outputs.get("llm_tokens", (0, 0))[1],
             llm_reusable_tokens=outputs.get("reusable_tokens", 0),
+            interrupted=bool(outputs.get("interrupted")),
             ticket_saved=bool(outputs.get("saved")), outbox_pending=len(self.outbox),
             warnings=outputs["warnings"], timings_s=timings)
         res._audio = audio

@@ -36,6 +36,7 @@ class ServiceTurnResult(PipelineResult):
     llm_prompt_tokens: int = 0         # re-encoded every turn (KV-cache reuse across turns: later engine work)
     llm_completion_tokens: int = 0
     llm_reusable_tokens: int = 0       # leading prompt tokens equal to the last turn's prompt + reply
+    interrupted: bool = False          # the caller barged in and generation was stopped
     ticket_turn_id: int | None = None
     ticket_saved: bool = False
     outbox_pending: int = 0
