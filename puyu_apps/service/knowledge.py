@@ -1,6 +1,6 @@
 """The FAQ / knowledge file an integrator replaces, and keyword-overlap retrieval over it.
 
-The file is JSON: ``{"entries": [{"id", "question", "answer", "keywords": [...]}, ...]}``. English is matched on
+The file is JSON: ``{"entries": [{"id", "question", "answer", "keywords": [...], "answer_zh"?}, ...]}``. English is matched on
 words (stop words dropped, light suffix stripping), Chinese on character bigrams.
 """
 
@@ -40,6 +40,10 @@ class FAQEntry:
     question: str
     answer: str
     keywords: list[str] = field(default_factory=list)
+    translations: dict[str, str] = field(default_factory=dict)  # language -> answer ("answer_zh" in the file)
+
+    def answer_for(self, language: str) -> str:
+        return self.translations.get(language, self.answer)
 
     def index_terms(self) -> set[str]:
         return terms(" ".join([self.question, " ".join(self.keywords)]))
@@ -64,7 +68,9 @@ class KnowledgeBase:
         for i, e in enumerate(data.get("entries", []) if isinstance(data, dict) else []):
             if not isinstance(e, dict) or not e.get("question") or not e.get("answer"):
                 raise InvalidInputError(f"{path}: entries[{i}] needs non-empty 'question' and 'answer'")
-            entries.append(FAQEntry(str(e.get("id", i)), e["question"], e["answer"], list(e.get("keywords", []))))
+            extra = {k.removeprefix("answer_"): v for k, v in e.items() if k.startswith("answer_") and v}
+            entries.append(FAQEntry(str(e.get("id", i)), e["question"], e["answer"], list(e.get("keywords", [])),
+                                    extra))
         return cls(entries, str(path))
 
     def search(self, query: str, k: int = 2) -> list[tuple[FAQEntry, float]]:

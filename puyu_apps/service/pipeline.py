@@ -218,7 +218,7 @@ class CustomerServicePipeline(Pipeline):
 
         hits = self._kb.search(text, k=2)
         out["faq_ids"] = [e.id for e, _ in hits]
-        facts = "\n".join(f"- {e.answer}" for e, _ in hits) or "- (no matching entry)"
+        facts = "\n".join(f"- {e.answer_for(lang)}" for e, _ in hits) or "- (no matching entry)"
         instr = "Answer in Chinese (用中文回答)." if lang == "zh" else "Answer in English."
         user = self._user_template.format(message=text, faq=facts, language_instruction=instr)
         keep = sess.history[-2 * self.history_turns:] if self.history_turns else []
@@ -257,13 +257,13 @@ class CustomerServicePipeline(Pipeline):
             if speaker is not None:
                 speaker.discard()
         if self.grounding == "append" and hits and hits[0][1] >= 0.2 and clean_for_speech(reply):
-            answer = hits[0][0].answer
+            answer = hits[0][0].answer_for(lang)
             if len(terms(answer) & terms(reply)) < 0.5 * len(terms(answer)):  # the model did not state the fact
                 reply = f"{reply} {answer}".strip()
                 if speaker is not None:
                     speaker.feed(" " + answer + " ")
         if not clean_for_speech(reply):  # the model said nothing usable: answer from the FAQ, say so
-            fallback = hits[0][0].answer if hits else self._manifest["fallback"].get(lang, "")
+            fallback = hits[0][0].answer_for(lang) if hits else self._manifest["fallback"].get(lang, "")
             out["warnings"].append("the language model produced no usable text; the reply is the best FAQ answer")
             reply = fallback or self._manifest["fallback"]["en"]
             if speaker is not None:
