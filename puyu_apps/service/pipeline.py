@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core import GenerationConfig
+from ..errors import InvalidInputError
 from ..paths import cache_dir, vertical_dir
 from ..pipelines.base import Pipeline
 from .audio import AUDIO_SUFFIXES, VADConfig, detect_speech, load_audio, trim
@@ -140,6 +141,11 @@ class CustomerServicePipeline(Pipeline):
                    language: str | None = None, customer: str | None = None, **params: Any) -> dict[str, Any]:
         import numpy as np
 
+        if isinstance(inputs, (list, tuple)) and inputs and all(isinstance(x, str) for x in inputs):
+            if any(Path(x).is_file() for x in inputs):
+                raise InvalidInputError("the service answers one call at a time; for several files in one "
+                                        "conversation use `puyu service talk FILE...`")
+            inputs = " ".join(inputs)  # several CLI words form one ticket
         prepared: dict[str, Any] = {"session_id": session_id, "language": language, "customer": customer,
                                     "warnings": []}
         is_path = isinstance(inputs, Path) or (isinstance(inputs, str) and (
@@ -152,10 +158,10 @@ class CustomerServicePipeline(Pipeline):
             prepared["warnings"] += clip.warnings
         elif isinstance(inputs, str):
             if not inputs.strip():
-                raise ValueError("the ticket text is empty; pass the caller's message or an audio file")
+                raise InvalidInputError("the ticket text is empty; pass the caller's message or an audio file")
             prepared.update(channel="text", text=inputs.strip())
         else:
-            raise TypeError(f"service input must be an audio path, bytes, a numpy array or ticket text, "
+            raise InvalidInputError(f"service input must be an audio path, bytes, a numpy array or ticket text, "
                             f"got {type(inputs).__name__}")
         return prepared
 

@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 
 import puyu_apps
+from puyu_apps.errors import InvalidInputError
 from puyu_apps.cli import main
 from puyu_apps.service import (CustomerServicePipeline, NotAudioError, ServiceTurnResult, SilentAudioError,
                                TicketStoreError)
@@ -115,8 +116,11 @@ def test_bad_inputs_are_typed_and_service_goes_on(service, tmp_path):
         service(str(silent))
     with pytest.raises(ValueError, match="empty"):
         service("   ")
-    with pytest.raises(TypeError):
+    with pytest.raises(InvalidInputError, match="service input"):
         service(3.5)
+    with pytest.raises(InvalidInputError, match="one call at a time"):
+        service([str(silent), str(junk)])
+    assert service(["where", "is", "my", "order?"]).intent == "order_status"
     assert service("Hello, what are your opening hours?").reply
 
 

@@ -36,3 +36,13 @@ def test_round_trip_on_a_generated_call(tmp_path):
         assert reply_wer <= 0.35, (reply_wer, res.reply, back)
         row = pipe.store.turns_of(res.session_id)[0]
         assert row["status"] == "answered" and row["reply"] == res.reply
+        # a second caller voice (flite) in the same session: transcript, intent, and the session memory
+        from puyu_apps.service.tts import FliteTTS
+
+        text = "I cannot log in to the app. How do I reset my password?"
+        call2 = FliteTTS().save(text, tmp_path / "call2.wav")
+        res2 = pipe(str(call2), session_id=res.session_id)
+        print(f"flite call WER {word_error_rate(text, res2.transcript):.2f}: {res2.transcript}\nreply: {res2.reply}")
+        assert word_error_rate(text, res2.transcript) <= 0.25 and res2.intent == "technical"
+        assert res2.turn_index == 2 and res2.faq_ids[0] == "password" and "password" in res2.reply.lower()
+        assert len(pipe.sessions[res.session_id].history) == 4 and res2.llm_reusable_tokens > 0
