@@ -108,3 +108,18 @@ def test_vad_trims_silence_and_splits_long_speech():
 def test_vad_config_validation():
     with pytest.raises(ValueError, match="threshold_db"):
         VADConfig(threshold_db=3)
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+@settings(max_examples=15, deadline=None)
+@given(rate=st.sampled_from([8000, 11025, 16000, 22050, 32000, 44100, 48000]), channels=st.integers(1, 4),
+       seconds=st.floats(0.05, 1.5))
+def test_any_rate_any_channels_keeps_duration(rate, channels, seconds):
+    n = max(1, int(seconds * rate))
+    x = np.random.default_rng(rate + channels).uniform(-0.5, 0.5, (n, channels)).astype(np.float32)
+    clip = load_audio(x, rate=rate)
+    assert clip.samples.ndim == 1 and clip.original_channels == channels
+    assert abs(len(clip.samples) - n * SAMPLE_RATE / rate) <= 1
