@@ -7,11 +7,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import traceback
 from typing import Any, AsyncIterator
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from .._version import __version__
@@ -56,6 +58,18 @@ def create_app(config: ServeConfig | None = None, *, start_workers: bool = True)
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        def safe(v: Any) -> Any:  # undecodable input bytes must not turn a 422 into a 500
+            return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+        detail = json.loads(json.dumps(list(exc.errors()), default=safe))
+        first = detail[0] if detail else {}
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
+        return JSONResponse({"error": {"message": message, "type": "invalid_request_error", "code": "422"},
+                             "detail": detail}, status_code=422)
 
     @app.exception_handler(UnknownVerticalError)
     async def unknown(request: Request, exc: UnknownVerticalError) -> JSONResponse:

@@ -7,15 +7,18 @@ a registered vertical (its adapter on the base model; a vertical under an A/B te
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..errors import UnknownVerticalError
+from ..errors import InvalidInputError, UnknownVerticalError
 from ..pipelines import available, get
 from ..safety import ContentFilter
 from .config import ServeConfig
+
+log = logging.getLogger("puyu_apps.serve")
 
 
 class UnknownServedModelError(UnknownVerticalError):
@@ -123,11 +126,21 @@ class Runtime:
         pipe, lock = self.pipeline(vertical)
         with lock:  # a pipeline instance keeps per-call state; one call at a time
             result = None
-            for event in pipe.stream(inputs, **params):
-                if event.kind == "progress" and on_progress is not None:
-                    on_progress({"stage": event.stage, "message": event.message, "fraction": event.fraction})
-                elif event.kind == "result":
-                    result = event.result
+            try:
+                for event in pipe.stream(inputs, **params):
+                    if event.kind == "progress" and on_progress is not None:
+                        on_progress({"stage": event.stage, "message": event.message, "fraction": event.fraction})
+                    elif event.kind == "result":
+                        result = event.result
+            except InvalidInputError:
+                raise
+            except (ValueError, TypeError) as exc:
+                # typed-config errors (ValueError naming the field) and unexpected keyword arguments come from
+                # the caller's params; anything else stays a server error
+                if isinstance(exc, TypeError) and "argument" not in str(exc):
+                    raise
+                log.warning("vertical %s rejected its input: %s", vertical, exc)
+                raise InvalidInputError(f"vertical {vertical!r} rejected the input or params: {exc}") from exc
         if result is None:
             raise RuntimeError(f"vertical {vertical!r} finished without a result")
         return result
