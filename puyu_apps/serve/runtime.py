@@ -37,7 +37,7 @@ class Target:
 class Runtime:
     def __init__(self, config: ServeConfig):
         self.config = config
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._pipes: dict[str, tuple[Any, threading.Lock]] = {}
         self._filters: dict[str, ContentFilter] = {}
         self._adapters: dict[str, str | None] = {}
