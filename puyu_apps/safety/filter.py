@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from ..paths import vertical_dir
-from .normalize import variants
+from .normalize import compact, variants
 from .patterns import PATTERNS
 from .pii import KINDS, mask_pii
 
@@ -34,7 +34,7 @@ class SafetyPolicy:
     enabled: bool = True
     keywords: bool = True
     classifier: bool = True
-    classifier_threshold: float = 0.9
+    classifier_threshold: float = 0.8
     postcheck: bool = True
     mask_output_pii: bool = True
     pii_kinds: tuple[str, ...] = KINDS
@@ -143,8 +143,10 @@ class ContentFilter:
         return None
 
     def _classify(self, text: str) -> Verdict | None:
-        from .classifier import default_classifier
+        from .classifier import MIN_CHARS, default_classifier
 
+        if len(compact(text)) < MIN_CHARS:  # too little evidence for the classifier; tier 1 still applies
+            return None
         score = default_classifier().predict_proba(text)
         if score >= self.policy.classifier_threshold:
             return Verdict(False, "classifier", "unsafe", f"p={score:.3f}", score=score)
