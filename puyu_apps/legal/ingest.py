@@ -78,10 +78,9 @@ def words_to_lines(words: list[Word], page: int, gap: float = 0.07) -> list[Line
         cy = (wd.box[1] + wd.box[3]) / 2
         if rows:
             last = rows[-1]
-            top = min(w.box[1] for w in last)
-            bottom = max(w.box[3] for w in last)
-            h = max(bottom - top, 1e-4)
-            if top - 0.15 * h <= cy <= bottom + 0.15 * h:
+            row_cy = sum((w.box[1] + w.box[3]) / 2 for w in last) / len(last)
+            h = sorted(w.box[3] - w.box[1] for w in last)[len(last) // 2]
+            if abs(cy - row_cy) <= 0.45 * max(h, wd.box[3] - wd.box[1], 1e-4):
                 last.append(wd)
                 continue
         rows.append([wd])

@@ -14,7 +14,7 @@ from ..pipelines.base import Pipeline
 from . import rules
 from .ingest import SIG_LABEL, IngestConfig, iter_pages, open_document
 from .result import ContractReview
-from .signatures import detect_marks, find_blocks, match_marks
+from .signatures import detect_marks, find_blocks, infer_blocks, match_marks
 from .structure import extract, segment
 from .types import Finding, Line, PageInfo, SignatureMark
 
@@ -90,6 +90,7 @@ class ContractReviewPipeline(Pipeline):
         st = extract(lines, clauses)
         blocks = find_blocks(lines, [p.role for p in st.parties], {p.role: p.name for p in st.parties})
         match_marks(blocks, marks)
+        infer_blocks(blocks, marks, [p.role for p in st.parties])
         findings = rules.review_clauses(st) + rules.checks(st, blocks, n)
         if prepared["explain"] and prepared["max_explanations"]:
             self._explain(findings, prepared["max_explanations"])

@@ -209,24 +209,45 @@ def _frac(box: tuple[float, float, float, float], w: float, h: float) -> list[fl
 
 
 def _scribble(c: Any, rng: np.random.Generator, x: float, y: float) -> tuple[float, float, float, float]:
-    """A handwriting-like stroke: a sum of random sinusoids along x, with loops; returns its bounding box."""
-    width = float(rng.uniform(95, 150))
-    height = float(rng.uniform(18, 30))
-    t = np.linspace(0, 1, 160)
-    k = rng.integers(3, 7)
-    xs = x + width * t + 9 * np.sin(2 * np.pi * k * t + rng.uniform(0, 6))
-    ys = y + height * (0.5 + 0.45 * np.sin(2 * np.pi * (k + 1.5) * t + rng.uniform(0, 6)) * np.hanning(160) ** 0.3)
+    """A handwriting-like signature: one or two 'words' of looping strokes (sums of random sinusoids), sometimes
+    with an underline flourish, in black or blue ink of varied width; returns its bounding box."""
     colour = [(0.05, 0.1, 0.45), (0.1, 0.1, 0.1), (0.0, 0.0, 0.3)][int(rng.integers(0, 3))]
     c.setStrokeColorRGB(*colour)
-    c.setLineWidth(float(rng.uniform(1.0, 1.8)))
+    lw = float(rng.uniform(0.9, 1.9))
+    c.setLineWidth(lw)
+    xs_all, ys_all = [], []
+    n_words = int(rng.integers(1, 3))
+    cursor = x
+    for _ in range(n_words):
+        width = float(rng.uniform(45, 150) / n_words)
+        height = float(rng.uniform(16, 32))
+        n = 120
+        t = np.linspace(0, 1, n)
+        k = rng.uniform(2, 6) * (width / 70)
+        xs = cursor + width * t + rng.uniform(3, 10) * np.sin(2 * np.pi * k * t + rng.uniform(0, 6))
+        ys = y + height * (0.5 + 0.45 * np.sin(2 * np.pi * (k + 1.5) * t + rng.uniform(0, 6)) * np.hanning(n) ** 0.3)
+        _stroke(c, xs, ys)
+        xs_all.append(xs)
+        ys_all.append(ys)
+        cursor = float(xs.max()) + float(rng.uniform(6, 14))
+    if rng.random() < 0.35:  # underline flourish
+        fx = np.linspace(x - 4, cursor, 40)
+        fy = y - 2 + 3 * np.sin(np.linspace(0, np.pi, 40))
+        _stroke(c, fx, fy)
+        xs_all.append(fx)
+        ys_all.append(fy)
+    c.setStrokeColorRGB(0, 0, 0)
+    xs, ys = np.concatenate(xs_all), np.concatenate(ys_all)
+    pad = lw / 2 + 0.5
+    return float(xs.min() - pad), float(ys.min() - pad), float(xs.max() + pad), float(ys.max() + pad)
+
+
+def _stroke(c: Any, xs: np.ndarray, ys: np.ndarray) -> None:
     path = c.beginPath()
     path.moveTo(xs[0], ys[0])
-    for i in range(1, len(t) - 2, 3):
+    for i in range(1, len(xs) - 2, 3):
         path.curveTo(xs[i], ys[i], xs[i + 1], ys[i + 1], xs[i + 2], ys[i + 2])
     c.drawPath(path, stroke=1, fill=0)
-    c.setStrokeColorRGB(0, 0, 0)
-    lw = 1.0
-    return float(xs.min() - lw), float(ys.min() - lw), float(xs.max() + lw), float(ys.max() + lw)
 
 
 def _seal(c: Any, cx: float, cy: float, name: str) -> tuple[float, float, float, float]:

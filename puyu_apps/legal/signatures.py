@@ -61,6 +61,8 @@ def detect_marks(rgb: np.ndarray, words: list[Word], page: int) -> list[Signatur
     for kernel in ((long, 1), (1, long)):  # ruled lines, underscores, table borders
         lines = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, kernel))
         ink = cv2.subtract(ink, lines)
+    # re-join strokes the rule removal cut where they crossed a thin line (the rule itself stays removed)
+    ink = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 5)))
     ink = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))  # speckle
 
     n, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
@@ -78,17 +80,21 @@ def detect_marks(rgb: np.ndarray, words: list[Word], page: int) -> list[Signatur
             continue
         if text_mask[y:y + bh, x:x + bw].mean() > 0.85:  # inside confidently read words
             continue
-        big = bh >= 1.9 * text_h or (bw >= 4.0 * text_h and bh >= 1.1 * text_h)
-        if big and fill <= 0.32:
+        big = bh >= 1.6 * text_h or (bw >= 4.0 * text_h and bh >= 1.1 * text_h)
+        if big and fill <= 0.45:
             strokes.append([x, y, x + bw, y + bh, area, fill])
-        elif fill <= 0.5:
+        elif fill <= 0.55:
             pieces.append([x, y, x + bw, y + bh, area, fill])
-    groups = _absorb(_merge(strokes, gap=1.5 * text_h), pieces, gap=0.6 * text_h)
+    groups = _merge(_absorb(_merge(strokes, 1.5 * text_h, 5.0 * text_h), pieces, 0.6 * text_h), 1.5 * text_h,
+                    5.0 * text_h)
+    seal_px = [(m.box[0] * W, m.box[1] * H, m.box[2] * W, m.box[3] * H) for m in marks]
     for group in groups:
         x0, y0, x1, y1 = group[:4]
+        if any(_inside((x0, y0, x1, y1), sb) > 0.9 and (x1 - x0) < 0.5 * (sb[2] - sb[0]) for sb in seal_px):
+            continue  # the seal's own star or lettering, faded out of the red mask
         bh, bw = y1 - y0, x1 - x0
         fill = group[5]
-        conf = 0.45 + 0.15 * min(2.0, bh / text_h - 1.9) + 0.5 * max(0.0, 0.32 - fill) / 0.32
+        conf = 0.45 + 0.15 * min(2.0, bh / text_h - 1.6) + 0.5 * max(0.0, 0.45 - fill) / 0.45
         conf += 0.1 * min(1.0, bw / (8 * text_h))
         marks.append(SignatureMark(page=page, box=_frac((x0, y0, x1, y1), W, H), kind="signature",
                                    confidence=round(float(np.clip(conf, 0.05, 0.99)), 3)))
@@ -107,12 +113,27 @@ def _text_mask(words: list[Word], W: int, H: int) -> np.ndarray:
         if wd.conf < 85 or _FILLER.match(wd.text) or len(wd.text.strip("_")) < 2:
             continue
         x0, y0, x1, y1 = wd.box
+        if "_" in wd.text:  # '签字：______' is one word: mask the label part only
+            x1 = x0 + (x1 - x0) * _width(wd.text.split("_")[0]) / max(_width(wd.text), 1)
         mask[max(0, int(y0 * H) - 1):int(y1 * H) + 2, max(0, int(x0 * W) - 1):int(x1 * W) + 2] = True
     return mask
 
 
-def _merge(strokes: list[list[float]], gap: float) -> list[list[float]]:
-    """Merge stroke boxes closer than ``gap`` px (a signature of several strokes), area-weighted fill."""
+def _inside(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return ix * iy / max((a[2] - a[0]) * (a[3] - a[1]), 1e-9)
+
+
+def _width(text: str) -> int:
+    """Rough advance width in half-em units: CJK and full-width characters count two."""
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+
+
+def _merge(strokes: list[list[float]], gap: float, gap_x: float | None = None) -> list[list[float]]:
+    """Merge stroke boxes closer than ``gap`` px vertically and ``gap_x`` px along the line (first and last
+    name of one signature), area-weighted fill."""
+    gap_x = gap if gap_x is None else gap_x
     groups = [list(s) for s in strokes]
     changed = True
     while changed:
@@ -120,7 +141,7 @@ def _merge(strokes: list[list[float]], gap: float) -> list[list[float]]:
         for i in range(len(groups)):
             for j in range(i + 1, len(groups)):
                 a, b = groups[i], groups[j]
-                if a[0] - gap <= b[2] and b[0] - gap <= a[2] and a[1] - gap <= b[3] and b[1] - gap <= a[3]:
+                if a[0] - gap_x <= b[2] and b[0] - gap_x <= a[2] and a[1] - gap <= b[3] and b[1] - gap <= a[3]:
                     area = a[4] + b[4]
                     fill = (a[5] * a[4] + b[5] * b[4]) / max(area, 1)
                     groups[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]), area, fill]
@@ -146,7 +167,7 @@ def _absorb(groups: list[list[float]], pieces: list[list[float]], gap: float) ->
                     pieces.remove(p)
                     grown = True
                     break
-    return _merge(groups, gap)
+    return groups
 
 
 # -- blocks ---------------------------------------------------------------------------------------------------
@@ -253,3 +274,23 @@ def iou(a: Box | list[float], b: Box | list[float]) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def infer_blocks(blocks: list[SignatureBlock], marks: list[SignatureMark], roles: list[str]) -> None:
+    """Marks left unmatched beside the found blocks (same page, same band of the page) whose label OCR lost (a
+    seal stamped over it): one party has no block -> a block for it, signed, labelled as inferred."""
+    used = {i for b in blocks for i in b.marks}
+    spare = [r for r in roles if not any(b.party == r for b in blocks)]
+    for mi, mark in enumerate(marks):
+        if mi in used or len(spare) != 1:
+            continue
+        band = [b for b in blocks if b.page == mark.page and b.box[1] - 0.1 <= mark.box[1] <= b.box[3] + 0.1]
+        if not band:
+            continue
+        same = [b for b in blocks if b.party == spare[0] and b.page == mark.page and _overlap(mark.box, b.box) > 0]
+        if same:
+            same[0].marks.append(mi)
+            same[0].signed = True
+            continue
+        blocks.append(SignatureBlock(page=mark.page, label="(label not read)", party=spare[0], box=mark.box,
+                                     signed=True, marks=[mi]))

@@ -77,7 +77,7 @@ def segment(lines: list[Line]) -> list[Clause]:
         text = ln.text.strip()
         if not text:
             continue
-        start = _start(text)
+        start = _start(normalise(text))
         if start:
             close()
             cur = {"number": normalise(start[0]), "rest": start[1], "lines": [ln]}
