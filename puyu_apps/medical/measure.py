@@ -84,7 +84,7 @@ def refine_component(hu: np.ndarray, comp: np.ndarray, spacing: tuple[float, flo
     around it, searched within two voxels of the network's mask; the connected part touching the mask."""
     from scipy import ndimage
 
-    region = ndimage.binary_dilation(comp, iterations=3)
+    region = ndimage.binary_dilation(comp, iterations=2)
     smooth = ndimage.gaussian_filter(hu, sigma=(0.5, 0.8, 0.8))
     shell = ndimage.binary_dilation(comp, iterations=6) & ~ndimage.binary_dilation(comp, iterations=4)
     far = smooth[shell]
@@ -98,7 +98,8 @@ def refine_component(hu: np.ndarray, comp: np.ndarray, spacing: tuple[float, flo
         return comp
     cand = region & (smooth > (bg + level) / 2)
     if level < SOLID_HU:  # a ground-glass boundary grows into ground glass only, not into touching vessels
-        cand &= comp | (smooth < SOLID_HU)
+        bright = ndimage.binary_dilation((smooth > SOLID_HU) & ~comp, iterations=1)
+        cand &= comp | ~bright
         cand = ndimage.binary_opening(cand, structure=np.ones((1, 3, 3))) | (cand & comp)
     lab, _ = ndimage.label(cand, structure=np.ones((3, 3, 3)))
     ids = np.unique(lab[comp & cand])
