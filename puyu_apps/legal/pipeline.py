@@ -126,7 +126,7 @@ class ContractReviewPipeline(Pipeline):
             labels = ", ".join(rules.BY_ID[f.category].label for f in group if f.category in rules.BY_ID)
             prompt = template.format(clause=group[0].clause_text[:700], labels=labels)
             out = self.lm.generate(prompt, cfg, adapter=self._adapter_name, system=system)
-            text = out.text.strip().split("\n\n")[0].strip() or "(the model gave no explanation)"
+            text = _tidy(out.text, out.finish_reason)
             for f in group:
                 f.explanation = text
 
@@ -144,6 +144,14 @@ def rules_error(inputs: Any) -> Exception:
                              "run it once per file")
 
 
+def _tidy(text: str, finish_reason: str) -> str:
+    """First paragraph; when the token budget cut it, drop the unfinished last sentence."""
+    text = text.strip().split("\n\n")[0].strip()
+    if finish_reason == "length" and "." in text[:-1]:
+        text = text[: text.rindex(".", 0, len(text) - 1) + 1] if not text.endswith(".") else text
+    return text or "(the model gave no explanation)"
+
+
 def _prompt(name: str, default: str) -> str:
     path = vertical_dir("legal") / "prompts" / name
     return path.read_text(encoding="utf-8").strip() if path.exists() else default
@@ -156,7 +164,8 @@ def _png_b64(rgb: Any) -> str:
     if im.width > REPORT_WIDTH:
         im = im.resize((REPORT_WIDTH, round(im.height * REPORT_WIDTH / im.width)), Image.LANCZOS)
     buf = io.BytesIO()
-    im.convert("L" if _is_gray(rgb) else "RGB").save(buf, "PNG", optimize=True)
+    im = im.convert("L") if _is_gray(rgb) else im.convert("RGB").quantize(64)  # palette PNG: ~5x smaller
+    im.save(buf, "PNG", optimize=True)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
