@@ -231,7 +231,7 @@ def _pdf_sources(path: Path, cfg: IngestConfig) -> Iterator[dict[str, Any]]:
                 try:
                     raw_words = page.extract_words(keep_blank_chars=False, use_text_flow=False)
                     words = [Word(text=w["text"], box=(w["x0"] / width, w["top"] / height, w["x1"] / width,
-                                                       w["bottom"] / height)) for w in w_iter(raw_words)]
+                                                       w["bottom"] / height)) for w in _nonblank(raw_words)]
                     has_marks = bool(page.images or page.curves)
                 finally:
                     page.close()  # drop pdfplumber's per-page caches: memory stays flat on long documents
@@ -248,7 +248,7 @@ def _pdf_sources(path: Path, cfg: IngestConfig) -> Iterator[dict[str, Any]]:
         doc.close()
 
 
-def w_iter(raw_words: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def _nonblank(raw_words: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     for w in raw_words:
         if w["text"].strip():
             yield w

@@ -38,7 +38,8 @@ def cer(got: str, ref: str) -> float:
     return levenshtein(g, r) / max(len(r), 1)
 
 
-def match_boxes(pred: list[tuple[int, tuple]], truth: list[tuple[int, tuple]], thr: float = 0.5) -> tuple[int, int, int]:
+def match_boxes(pred: list[tuple[int, tuple]], truth: list[tuple[int, tuple]],
+                thr: float = 0.5) -> tuple[int, int, int]:
     """Greedy one-to-one matching of (page, box) at IoU >= thr: (true positives, false positives, misses)."""
     used: set[int] = set()
     tp = 0

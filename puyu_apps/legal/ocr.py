@@ -95,7 +95,8 @@ def ocr_words(rgb: np.ndarray, lang: str) -> tuple[list[Word], float]:
     if lang not in PSM:
         raise ValueError(f"lang: expected one of {sorted(PSM)}, got {lang!r}")
     h, w = rgb.shape[:2]
-    data = tess.image_to_data(remove_rules(to_gray(rgb)), lang=lang, config=f"--psm {PSM[lang]}", output_type=tess.Output.DICT)
+    data = tess.image_to_data(remove_rules(to_gray(rgb)), lang=lang, config=f"--psm {PSM[lang]}",
+                              output_type=tess.Output.DICT)
     words: list[Word] = []
     for text, conf, x, y, bw, bh in zip(data["text"], data["conf"], data["left"], data["top"], data["width"],
                                         data["height"]):

@@ -49,7 +49,7 @@ class ContractReviewPipeline(Pipeline):
     def preprocess(self, inputs: Any, **params: Any) -> dict[str, Any]:
         if isinstance(inputs, (list, tuple)):
             if len(inputs) != 1:
-                raise rules_error(inputs)
+                raise _too_many_inputs(inputs)
             inputs = inputs[0]
         path = Path(inputs)
         cfg = IngestConfig(lang=params.get("lang", self.lang), workers=int(params.get("workers", self.workers)),
@@ -137,7 +137,7 @@ class ContractReviewPipeline(Pipeline):
         add_commands(subparsers)
 
 
-def rules_error(inputs: Any) -> Exception:
+def _too_many_inputs(inputs: Any) -> Exception:
     from ..errors import InvalidInputError
 
     return InvalidInputError(f"the legal vertical reviews one document at a time, got {len(inputs)} inputs; "

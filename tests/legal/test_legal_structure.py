@@ -103,3 +103,34 @@ def test_categories(text, cat):
 def test_exclusive_jurisdiction_is_not_exclusivity():
     cats = rules.classify("The parties submit to the exclusive jurisdiction of the courts of Paris.")
     assert "exclusivity" not in cats and "governing_law" in cats
+
+
+def test_blocks_parties_matching_and_inference():
+    from puyu_apps.legal.signatures import find_blocks, infer_blocks, match_marks
+    from puyu_apps.legal.types import Line, SignatureMark
+
+    lines = [Line("Provider: Northwind Ltd.", (0.1, 0.60, 0.35, 0.615), 1),
+             Line("Client: Bluebird Inc.", (0.55, 0.60, 0.78, 0.615), 1),
+             Line("Signature: ________", (0.1, 0.68, 0.35, 0.695), 1),
+             Line("Signature: ________", (0.55, 0.68, 0.80, 0.695), 1)]
+    blocks = find_blocks(lines, ["Provider", "Client"], {"Provider": "Northwind Ltd.", "Client": "Bluebird Inc."})
+    assert [(b.party, b.signed) for b in blocks] == [("Provider", False), ("Client", False)]
+    assert blocks[0].box[2] < lines[3].box[0]  # the left region stops before the right label
+    marks = [SignatureMark(page=1, box=(0.2, 0.66, 0.33, 0.69), kind="signature", confidence=0.9)]
+    match_marks(blocks, marks)
+    assert [(b.party, b.signed, b.marks) for b in blocks] == [("Provider", True, [0]), ("Client", False, [])]
+    # OCR lost the right-hand labels: a mark beside the found block goes to the party without a block
+    lost = find_blocks(lines[:3], ["Provider", "Client"], {})
+    marks.append(SignatureMark(page=1, box=(0.62, 0.66, 0.75, 0.69), kind="signature", confidence=0.9))
+    lost[0].box = (0.08, 0.62, 0.5, 0.71)
+    match_marks(lost, marks)
+    infer_blocks(lost, marks, ["Provider", "Client"])
+    assert {(b.party, b.signed) for b in lost} == {("Provider", True), ("Client", True)}
+
+
+def test_explanations_end_on_a_whole_sentence():
+    from puyu_apps.legal.pipeline import _tidy
+
+    assert _tidy("It caps liability. The cap is low and the", "length") == "It caps liability."
+    assert _tidy("\n\n", "length") == "(the model gave no explanation)"
+    assert _tidy("First.\n\nSecond.", "eos") == "First."
