@@ -20,6 +20,8 @@ from .types import Finding, Line, PageInfo, SignatureMark
 
 _DEFAULT_PROMPT = ('Clause from a contract:\n"{clause}"\n\nA rule check flagged this clause as: {labels}.\n'
                    "In one or two sentences, explain the risk of this clause for the party who signs it.")
+_DEFAULT_CLASSIFY = ('Contract clause:\n"{clause}"\n\nRisk categories: {categories}.\nWhich of these categories '
+                     'does the clause belong to? Answer with the category names separated by commas, or "none".')
 _DEFAULT_SYSTEM = "You are a careful contract lawyer. Answer briefly in plain English."
 REPORT_WIDTH = 680
 
@@ -31,7 +33,7 @@ class ContractReviewPipeline(Pipeline):
 
     def __init__(self, *, lang: str = "auto", workers: int = 2, ocr_dpi: int = 200, explain: bool = True,
                  max_explanations: int = 12, max_new_tokens: int = 60, report_pages: int = 20,
-                 **kwargs: Any) -> None:
+                 llm_classify: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         IngestConfig(lang=lang, workers=workers, ocr_dpi=ocr_dpi)  # validates, naming the bad field
         if max_explanations < 0:
@@ -39,11 +41,13 @@ class ContractReviewPipeline(Pipeline):
         self.lang, self.workers, self.ocr_dpi = lang, workers, ocr_dpi
         self.explain, self.max_explanations = explain, max_explanations
         self.max_new_tokens, self.report_pages = max_new_tokens, report_pages
+        self.llm_classify = llm_classify
 
     def init_parameters(self) -> dict[str, Any]:
         return {**super().init_parameters(), "lang": self.lang, "workers": self.workers, "ocr_dpi": self.ocr_dpi,
                 "explain": self.explain, "max_explanations": self.max_explanations,
-                "max_new_tokens": self.max_new_tokens, "report_pages": self.report_pages}
+                "max_new_tokens": self.max_new_tokens, "report_pages": self.report_pages,
+                "llm_classify": self.llm_classify}
 
     # -- stages ---------------------------------------------------------------------------------------------
     def preprocess(self, inputs: Any, **params: Any) -> dict[str, Any]:
@@ -58,7 +62,8 @@ class ContractReviewPipeline(Pipeline):
         kind, n_pages = open_document(path, cfg.password)  # typed errors before any model loads
         return {"path": path, "cfg": cfg, "kind": kind, "n_pages": n_pages,
                 "explain": bool(params.get("explain", self.explain)),
-                "max_explanations": int(params.get("max_explanations", self.max_explanations))}
+                "max_explanations": int(params.get("max_explanations", self.max_explanations)),
+                "llm_classify": bool(params.get("llm_classify", self.llm_classify))}
 
     def _forward(self, prepared: dict[str, Any]) -> dict[str, Any]:
         path, cfg, n = prepared["path"], prepared["cfg"], prepared["n_pages"]
@@ -92,6 +97,8 @@ class ContractReviewPipeline(Pipeline):
         match_marks(blocks, marks)
         infer_blocks(blocks, marks, [p.role for p in st.parties])
         findings = rules.review_clauses(st) + rules.checks(st, blocks, n)
+        if prepared["llm_classify"]:
+            findings += self._classify(st.clauses)
         if prepared["explain"] and prepared["max_explanations"]:
             self._explain(findings, prepared["max_explanations"])
         return {"path": path, "n_pages": n, "pages": pages, "structure": st, "marks": marks, "blocks": blocks,
@@ -129,6 +136,29 @@ class ContractReviewPipeline(Pipeline):
             text = _tidy(out.text, out.finish_reason)
             for f in group:
                 f.explanation = text
+
+    def _classify(self, clauses: list) -> list[Finding]:
+        """Optional second opinion (``llm_classify=True``): the model names categories for each clause; those
+        the rules did not give become findings with ``source="llm"``. Off by default: the 135M base model is
+        not reliable at this; meant for the legal adapter."""
+        template = _prompt("classify.txt", _DEFAULT_CLASSIFY)
+        cfg = GenerationConfig(max_new_tokens=24, temperature=0.0)
+        names = ", ".join(c.label for c in rules.CATEGORIES)
+        numbered = [c for c in clauses if c.number]
+        out: list[Finding] = []
+        for i, clause in enumerate(numbered):
+            self.progress("classify", f"clause {i + 1}/{len(numbered)}", (i + 1) / len(numbered))
+            answer = self.lm.generate(template.format(clause=clause.text[:700], categories=names), cfg,
+                                      adapter=self._adapter_name).text
+            for cid in rules.parse_categories(answer):
+                if cid in clause.categories:
+                    continue
+                clause.categories.append(cid)
+                cat = rules.BY_ID[cid]
+                out.append(Finding(category=cid, severity=cat.severity, clause_text=clause.text, page=clause.page,
+                                   box=clause.box, clause_index=clause.index, source="llm",
+                                   reason=f"{cat.label}: named by the model, not by a rule; {cat.reason}"))
+        return out
 
     @classmethod
     def add_cli_commands(cls, subparsers: Any) -> None:

@@ -85,7 +85,7 @@ class ContractReview(PipelineResult):
         ]
         for page, b64 in sorted(self.page_images.items()):
             boxes = [self._div(f.box, _SEV_COLOUR[f.severity], f"{f.category}: {f.reason}", fill=True)
-                     for f in self.findings if f.page == page and f.source == "rule"]
+                     for f in self.findings if f.page == page and f.source != "check"]
             boxes += [self._div(b.box, "#2ca02c" if b.signed else "#d62728",
                                 f"signature block '{b.label}' ({b.party or '?'}): "
                                 f"{'signed' if b.signed else 'EMPTY'}", dashed=True)

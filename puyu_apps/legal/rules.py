@@ -85,6 +85,17 @@ def classify(text: str) -> list[str]:
     return [c.id for c in CATEGORIES if c.match(text)]
 
 
+def parse_categories(text: str) -> list[str]:
+    """Category ids named in a model's answer (ids or labels, any case, '_' or ' '); [] for 'none'."""
+    low = text.lower().replace("_", " ").replace("-", " ")
+    found = []
+    for c in CATEGORIES:
+        names = {c.id.replace("_", " "), c.label.lower().replace("-", " ")} | set(c.label.lower().split(" / "))
+        if any(re.search(rf"\b{re.escape(n.strip())}\b", low) for n in names if n.strip()):
+            found.append(c.id)
+    return found
+
+
 def review_clauses(st: Structure) -> list[Finding]:
     findings = []
     for clause in st.clauses:

@@ -92,4 +92,5 @@ class Finding(BaseModel):
     reason: str = Field(description="deterministic reason from the rule layer")
     explanation: str = Field("", description="the LLM's explanation (empty when it was not asked)")
     clause_index: int | None = None
-    source: Literal["rule", "check"] = "rule"
+    source: Literal["rule", "check", "llm"] = Field("rule", description="rule: a category pattern; check: a rule "
+                                                  "check; llm: a category only the model gave (llm_classify)")

@@ -135,3 +135,16 @@ def test_long_pdf_streams_with_progress_and_bounded_memory(tmp_path):
     assert len(result.page_images) <= 3
     assert peak < 200e6, f"peak traced memory {peak / 1e6:.0f} MB"
     assert len(result.clauses) == 500 and re.search(r"Clause 500\b", result.clauses[-1].text)
+
+
+def test_mixed_document_goes_page_by_page(contracts, tmp_path):
+    from pypdf import PdfReader, PdfWriter
+
+    w = PdfWriter()
+    w.add_page(PdfReader(contracts["en_digital"][0]).pages[0])   # text layer
+    w.add_page(PdfReader(contracts["en_scanned"][0]).pages[1])   # image only
+    w.write(tmp_path / "mixed.pdf")
+    result = ContractReviewPipeline(model=TINY, max_explanations=0)(tmp_path / "mixed.pdf")
+    assert [p.source for p in result.pages] == ["text", "ocr"]
+    assert len([c for c in result.clauses if c.number]) == 12
+    assert result.parties_signed == {"Provider": True, "Client": True}  # the scanned page's signatures

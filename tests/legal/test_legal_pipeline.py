@@ -129,3 +129,13 @@ def test_embedded_llm_explains_flagged_clauses(contracts):
     assert explained
     assert all(len(f.explanation) > 20 and any(ch.isalpha() for ch in f.explanation) for f in explained)
     assert result.engine["model"] and set(contracts["en_digital"][1].risks) <= result.categories()
+
+
+def test_llm_classify_option_runs_and_keeps_rule_findings(contracts):
+    pipe = ContractReviewPipeline(model=TINY, max_explanations=0, llm_classify=True)
+    events = list(pipe.stream(contracts["en_digital"][0]))
+    result = events[-1].result
+    assert [e for e in events if e.stage == "classify"]
+    assert set(contracts["en_digital"][1].risks) <= {f.category for f in result.findings if f.source == "rule"}
+    ids = {c.id for c in CATEGORIES}
+    assert all(f.category in ids and f.reason for f in result.findings if f.source == "llm")

@@ -134,3 +134,9 @@ def test_explanations_end_on_a_whole_sentence():
     assert _tidy("It caps liability. The cap is low and the", "length") == "It caps liability."
     assert _tidy("\n\n", "length") == "(the model gave no explanation)"
     assert _tidy("First.\n\nSecond.", "eos") == "First."
+
+
+def test_parse_model_categories():
+    assert rules.parse_categories("Indemnification, auto-renewal") == ["indemnification", "auto_renewal"]
+    assert rules.parse_categories("governing_law and Payment terms") == ["governing_law", "payment_terms"]
+    assert rules.parse_categories("none") == [] and rules.parse_categories("") == []
