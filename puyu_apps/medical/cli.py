@@ -41,6 +41,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_encoder(args: argparse.Namespace) -> int:
+    from .features import EncoderTrainConfig, evaluate_encoder, train_encoder
+
+    recipe = train_encoder(args.out, EncoderTrainConfig(seed=args.seed, steps=args.steps, n_volumes=args.volumes,
+                                                        threads=args.threads))
+    print(json.dumps({"recipe": recipe, "held_out": evaluate_encoder(args.out)}, indent=1))
+    return 0
+
+
 def cmd_deidentify(args: argparse.Namespace) -> int:
     from .deid import deidentify_files
     from .dicom_io import _gather
@@ -96,6 +105,14 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--seed", type=int, default=1234)
     s.add_argument("--json-out")
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("train-encoder", help="train the image-text encoder (contrastive) on phantom key slices")
+    s.add_argument("--out", default=str(Path("verticals") / "medical" / "encoder.pt"))
+    s.add_argument("--steps", type=int, default=1000)
+    s.add_argument("--volumes", type=int, default=24)
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_train_encoder)
 
     s = sub.add_parser("deidentify", help="write de-identified copies of DICOM files")
     s.add_argument("input", help="a DICOM file or folder")

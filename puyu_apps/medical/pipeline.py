@@ -23,7 +23,7 @@ class MedicalReportPipeline(Pipeline):
     result_type = MedicalReportResult
 
     def __init__(self, *, language: str = "en", keep_identifiers: bool = False, segmenter_weights: str | None = None,
-                 encoder_weights: str | None = None, use_features: bool = False, max_new_tokens: int = 200,
+                 encoder_weights: str | None = None, use_features: bool = True, max_new_tokens: int = 200,
                  key_images: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if language not in ("en", "zh"):
