@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import html
+import io
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -12,6 +15,21 @@ from .types import Amount, Clause, Finding, PageInfo, Party, SignatureBlock, Sig
 
 _SEV_COLOUR = {"high": "#d62728", "medium": "#ff7f0e", "low": "#1f77b4"}
 _SEV_ORDER = {"high": 0, "medium": 1, "low": 2}
+_SEV_RGB = {"high": (0.84, 0.15, 0.16), "medium": (1.0, 0.5, 0.05), "low": (0.12, 0.47, 0.71)}
+_CJK_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+
+
+def _pdf_font() -> str:
+    """WenQuanYi Micro Hei when installed (Chinese text), else Helvetica."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    if "WQY" in pdfmetrics.getRegisteredFontNames():
+        return "WQY"
+    if Path(_CJK_FONT).exists():
+        pdfmetrics.registerFont(TTFont("WQY", _CJK_FONT, subfontIndex=0))
+        return "WQY"
+    return "Helvetica"
 
 
 class ContractReview(PipelineResult):
@@ -96,6 +114,54 @@ class ContractReview(PipelineResult):
                          + "".join(boxes) + f"<div>page {page}</div></div>")
         parts.append("</body></html>")
         return "".join(parts)
+
+    def to_pdf(self, path: str | Path) -> Path:
+        """An annotated PDF: a summary page, then each kept page image with the flagged clauses, signature blocks
+        (green signed, red empty) and signature/seal marks drawn."""
+        from .._optional import require
+
+        canvas = require("reportlab.pdfgen.canvas", "legal", "reportlab")
+        utils = require("reportlab.lib.utils", "legal", "reportlab")
+        font = _pdf_font()
+        path = Path(path)
+        c = canvas.Canvas(str(path), pagesize=(595, 842))
+        y = 800.0
+        c.setFont(font, 9)
+        for line in self.to_text().splitlines():
+            for chunk in [line[i:i + 95] for i in range(0, max(len(line), 1), 95)]:
+                if y < 40:
+                    c.showPage()
+                    c.setFont(font, 9)
+                    y = 800.0
+                c.drawString(36, y, chunk)
+                y -= 12
+        c.showPage()
+        for page, b64 in sorted(self.page_images.items()):
+            img = utils.ImageReader(io.BytesIO(base64.b64decode(b64)))
+            iw, ih = img.getSize()
+            w, h = 595.0, 595.0 * ih / iw
+            c.setPageSize((w, h))
+            c.drawImage(img, 0, 0, w, h)
+
+            def rect(box: Any, colour: tuple[float, float, float], dash: bool = False, width: float = 1.5) -> None:
+                x0, y0, x1, y1 = box
+                c.setStrokeColorRGB(*colour)
+                c.setLineWidth(width)
+                c.setDash(4, 3) if dash else c.setDash()
+                c.rect(x0 * w, h - y1 * h, (x1 - x0) * w, (y1 - y0) * h, stroke=1, fill=0)
+
+            for f in self.findings:
+                if f.page == page and f.source != "check":
+                    rect(f.box, _SEV_RGB[f.severity])
+            for b in self.signature_blocks:
+                if b.page == page:
+                    rect(b.box, (0.17, 0.63, 0.17) if b.signed else (0.84, 0.15, 0.16), dash=True)
+            for m in self.signatures:
+                if m.page == page:
+                    rect(m.box, (0.58, 0.4, 0.74), width=2.5)
+            c.showPage()
+        c.save()
+        return path
 
     def _summary(self) -> str:
         return self.to_text().split("\nfindings")[0]

@@ -139,3 +139,16 @@ def test_llm_classify_option_runs_and_keeps_rule_findings(contracts):
     assert set(contracts["en_digital"][1].risks) <= {f.category for f in result.findings if f.source == "rule"}
     ids = {c.id for c in CATEGORIES}
     assert all(f.category in ids and f.reason for f in result.findings if f.source == "llm")
+
+
+def test_annotated_pdf(review, tmp_path):
+    import pdfplumber
+
+    result = review("zh_digital")
+    out = result.to_pdf(tmp_path / "review.pdf")
+    with pdfplumber.open(out) as pdf:
+        assert len(pdf.pages) >= 1 + len(result.page_images)
+        assert "技术服务合同" in (pdf.pages[0].extract_text() or "").replace(" ", "") or "Contract review" in (
+            pdf.pages[0].extract_text() or "")
+        annotated = pdf.pages[-1]
+        assert annotated.images and len(annotated.rects) >= len(result.signatures)
