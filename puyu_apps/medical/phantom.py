@@ -144,8 +144,10 @@ def make_phantom(shape: Sequence[int] = (60, 256, 256), spacing: Sequence[float]
 def random_nodules(rng: np.random.Generator, n: int, min_mm: float = 4.0, max_mm: float = 30.0,
                    zlen: float = 100.0) -> list[NoduleSpec]:
     """Nodules of 4-30 mm of all three types, placed inside the lungs (used for training and evaluation)."""
-    out = []
-    for _ in range(n):
+    out: list[NoduleSpec] = []
+    tries = 0
+    while len(out) < n and tries < 50 * n:
+        tries += 1
         d = float(np.exp(rng.uniform(np.log(min_mm), np.log(max_mm))))
         kind = str(rng.choice(NODULE_TYPES, p=[0.4, 0.3, 0.3]))
         if kind != "solid" and d < 6:
@@ -153,7 +155,12 @@ def random_nodules(rng: np.random.Generator, n: int, min_mm: float = 4.0, max_mm
         solid = float(rng.uniform(0.3, 0.6) * d) if kind == "part-solid" else 0.0
         lim = max(1.0, 0.35 * zlen - d / 2)
         off = (float(rng.uniform(-8, 8)), float(rng.uniform(-15, 15)), float(rng.uniform(-lim, lim)))
-        out.append(NoduleSpec(round(d, 1), kind, str(rng.choice(["right", "left"])), off, round(solid, 1)))
+        side = str(rng.choice(["right", "left"]))
+        # separate nodules: one that touches another would be one lesion, not two
+        if any(o.side == side and np.linalg.norm(np.subtract(o.offset_mm, off)) < (o.diameter_mm + d) / 2 + 6
+               for o in out):
+            continue
+        out.append(NoduleSpec(round(d, 1), kind, side, off, round(solid, 1)))
     return out
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..paths import vertical_dir
 from ..pipelines.base import Pipeline
+from .report import _UNSUPPORTED as _UNSUPPORTED_RE
 from .result import MedicalReportResult
 
 MIN_SLICES = 10  # fewer slices: no volumetric nodule assessment (Lung-RADS 0)
@@ -23,7 +24,7 @@ class MedicalReportPipeline(Pipeline):
     result_type = MedicalReportResult
 
     def __init__(self, *, language: str = "en", keep_identifiers: bool = False, segmenter_weights: str | None = None,
-                 encoder_weights: str | None = None, use_features: bool = True, max_new_tokens: int = 200,
+                 encoder_weights: str | None = None, use_features: bool = True, max_new_tokens: int = 160,
                  key_images: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if language not in ("en", "zh"):
@@ -132,15 +133,31 @@ class MedicalReportPipeline(Pipeline):
         vol, lang = outputs["volume"], outputs["language"]
         t = time.perf_counter()
         llm = outputs["llm"] if outputs["keep"] else scrub(outputs["llm"], vol.identifiers)
+        from .report import default_impression, filter_findings, nodule_sentence
+
         findings, impression = parse_sections(llm)
+        nodules, cat, evaluable = outputs["nodules"], outputs["category"], outputs["evaluable"]
         flags = []
-        if not findings or not impression:
-            flags.append("the model's text lacked a FINDINGS or IMPRESSION section: the measured findings were "
-                         "written in")
-            findings = findings or measurements_text(outputs["nodules"], outputs["lung_ml"], outputs["evaluable"],
-                                                     lang)
-        findings, impression, more, check = check_report(findings, impression, outputs["nodules"],
-                                                         outputs["category"], outputs["evaluable"])
+        findings, dropped = filter_findings(findings, nodules)
+        if dropped:
+            flags.append(f"{dropped} sentence(s) of the model's findings contradicted or went beyond the "
+                         f"measurements (size, lobe, diagnosis or treatment claims) and were removed")
+        missing = [(i, n) for i, n in enumerate(nodules, 1)
+                   if f"{n['mean_diameter_mm']:.1f}" not in findings and f"{n['mean_diameter_mm']:.0f} mm"
+                   not in findings]
+        if not findings.strip():
+            findings = measurements_text(nodules, outputs["lung_ml"], evaluable, lang)
+            flags.append("no usable findings in the model's text: the measured findings were written in")
+        elif missing:
+            findings += "\n" + "\n".join(f"- {nodule_sentence(i, n, lang)}" for i, n in missing)
+            flags.append(f"the model's findings omitted {len(missing)} measured nodule(s): added")
+        if not impression.strip() or _UNSUPPORTED_RE.search(impression):
+            if impression.strip():
+                flags.append("the model's impression made claims the measurements do not support: replaced")
+            else:
+                flags.append("the model wrote no impression: the computed impression was used")
+            impression = default_impression(nodules, cat, evaluable, lang)
+        findings, impression, more, check = check_report(findings, impression, nodules, cat, evaluable)
         flags += more
         images = []
         if self.key_images:

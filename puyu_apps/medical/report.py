@@ -85,7 +85,7 @@ def check_report(findings: str, impression: str, nodules: list[dict], category: 
     if not mentioned_categories(impression):
         flags.append(f"the impression stated no Lung-RADS category: {category} added")
     measured = [n["mean_diameter_mm"] for n in nodules] + [n["solid_diameter_mm"] for n in nodules]
-    sizes = [float(x) for x in re.findall(r"(\d+(?:\.\d+)?)\s*(?:mm|毫米)\b", findings + " " + impression)]
+    sizes = [float(x) for x in re.findall(r"(\d+(?:\.\d+)?)\s*(?:mm|毫米)\b", findings)]
     off = [s for s in sizes if not any(abs(s - m) <= 1.0 for m in measured)]
     if off:
         flags.append(f"the text gives sizes not among the measurements: {', '.join(f'{s:g} mm' for s in off)}")
@@ -94,6 +94,65 @@ def check_report(findings: str, impression: str, nodules: list[dict], category: 
         flags.append("the text describes a nodule but none was measured")
     return findings_fixed, impression_fixed, flags, {"stated": stated, "computed": category,
                                                       "agreed": not wrong and bool(stated), "corrected": bool(wrong)}
+
+
+_UNSUPPORTED = re.compile(
+    r"diagnos|biops|resect|surg|chemo|radiation|radiother|cure|specimen|microscop|metasta|patholog|x-ray|"
+    r"incision|treat|weigh|family|malignan|cancer|tumou?r|grade|grading|score|surviv|likelihood|classification|"
+    r"risk|prognos|确诊|手术|化疗|病理", re.I)
+_LOBE = re.compile(r"(right|left)\s+(upper|middle|lower)\s+lobe", re.I)
+
+
+def _types(sent: str) -> set[str]:
+    out = set()
+    if re.search(r"ground[\s-]*glass|\bGG[NO]\b|磨玻璃", sent, re.I):
+        out.add("ground-glass")
+    if re.search(r"part[\s-]*solid|sub[\s-]*solid|部分实性", sent, re.I):
+        out.add("part-solid")
+    if re.search(r"(?<!part-)(?<!part )(?<!sub)\bsolid\b(?!\s+component)|(?<!部分)实性", sent, re.I):
+        out.add("solid")
+    return out
+
+
+def filter_findings(findings: str, nodules: list[dict]) -> tuple[str, int]:
+    """Keep only the model's sentences that describe a measured nodule consistently (a size within 1 mm of it,
+    and its type and lobe when they are named); drop the rest (other sizes or lobes, diagnosis, treatment,
+    grading claims). Returns the kept text and the number of sentences dropped."""
+    kept, dropped = [], 0
+    for sent in re.split(r"(?<=[.!?。！？])\s+|\n+", findings):
+        if not sent.strip():
+            continue
+        sizes = [float(x) for x in re.findall(r"(\d+(?:\.\d+)?)\s*(?:mm|毫米)", sent)]
+        lobes = {f"{a} {b} lobe".lower() for a, b in _LOBE.findall(sent)}
+        types = _types(sent)
+        ok = bool(sizes) and not _UNSUPPORTED.search(sent) and all(
+            any(abs(x - n["mean_diameter_mm"]) <= 1.0 and (not lobes or lobes == {n["lobe"].lower()})
+                and (not types or types <= {n["type"], "solid"} if n["type"] == "part-solid" else
+                     not types or types == {n["type"]}) for n in nodules)
+            or any(abs(x - n["solid_diameter_mm"]) <= 1.0 for n in nodules if n["type"] == "part-solid")
+            for x in sizes)
+        if ok:
+            kept.append(sent.strip())
+        else:
+            dropped += 1
+    return " ".join(kept), dropped
+
+
+def default_impression(nodules: list[dict], category: str, evaluable: bool, language: str = "en") -> str:
+    from .lungrads import MANAGEMENT
+
+    if language == "zh":
+        head = "单层图像，无法评估。" if not evaluable else f"发现{len(nodules)}个肺结节。" if nodules else "未见肺结节。"
+        return f"{head} Lung-RADS {category}。"
+    if not evaluable:
+        head = "Not evaluable from a single slice."
+    elif nodules:
+        big = nodules[0]
+        head = (f"{len(nodules)} pulmonary nodule(s); the largest is a {big['type']} nodule of "
+                f"{big['mean_diameter_mm']:.1f} mm in the {big['lobe']}.")
+    else:
+        head = "No pulmonary nodule."
+    return f"{head} {MANAGEMENT[category]} Lung-RADS {category}."
 
 
 def _replace_categories(text: str, category: str, keep: set[str]) -> str:

@@ -37,8 +37,8 @@ def test_text_correction():
 
 def test_check_report_flags_and_corrects():
     nodules = [{"mean_diameter_mm": 9.1, "solid_diameter_mm": 9.1, "category": "4A"}]
-    findings, impression = parse_sections("FINDINGS: A 9 mm solid nodule, category 4A.\n"
-                                          "IMPRESSION: Benign, Lung-RADS 2. A 25 mm mass.")
+    findings, impression = parse_sections("FINDINGS: A 9 mm solid nodule, category 4A. A 25 mm mass.\n"
+                                          "IMPRESSION: Benign, Lung-RADS 2.")
     assert findings.startswith("A 9 mm") and impression.startswith("Benign")
     f, i, flags, check = check_report(findings, impression, nodules, "4A", True)
     assert "Lung-RADS 4A" in i and check["corrected"] and not check["agreed"]
@@ -69,3 +69,16 @@ def test_measure_on_ground_truth_label():
         assert m["lobe"].startswith(truth["side"])
     solid = next(f.info for f in found if f.info["type"] == "solid")
     assert solid["mean_hu"] > -300 and solid["slices"][1] > solid["slices"][0]
+
+
+def test_filter_findings_keeps_only_consistent_sentences():
+    from puyu_apps.medical.report import filter_findings
+
+    nodules = [{"mean_diameter_mm": 14.8, "solid_diameter_mm": 6.3, "type": "part-solid", "lobe": "left lower lobe"},
+               {"mean_diameter_mm": 9.6, "solid_diameter_mm": 9.6, "type": "solid", "lobe": "right middle lobe"}]
+    text = ("A 15 mm part-solid nodule in the left lower lobe. A 15mm ground glass nodule. A solid nodule of "
+            "9.6 mm in the right middle lobe. It was graded IIIC with 15 mm. A 9.6 mm nodule in the left upper "
+            "lobe. The patient was treated with chemotherapy.")
+    kept, dropped = filter_findings(text, nodules)
+    assert kept == "A 15 mm part-solid nodule in the left lower lobe. A solid nodule of 9.6 mm in the right middle lobe."
+    assert dropped == 4
