@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from puyu_apps._threads import set_torch_threads
+
 
 def timed(fn):
     t = time.perf_counter()
@@ -64,13 +66,13 @@ def main() -> None:
         _, t_pre = timed(lambda: ct_transforms()(to_monai(vol)))
         seg = NoduleSegmenter()
         rows = {}
-        torch.set_num_threads(2)
+        set_torch_threads(2)
         prob, rows["unet roi64 ov0.25 2 threads"] = unet_seconds(seg, vol, (64, 64, 64), 0.25)
         _, rows["unet roi96 ov0.25 2 threads"] = unet_seconds(seg, vol, (96, 96, 96), 0.25)
         _, rows["unet roi64 ov0.50 2 threads"] = unet_seconds(seg, vol, (64, 64, 64), 0.5)
-        torch.set_num_threads(1)
+        set_torch_threads(1)
         _, rows["unet roi64 ov0.25 1 thread"] = unet_seconds(seg, vol, (64, 64, 64), 0.25)
-        torch.set_num_threads(2)
+        set_torch_threads(2)
         if torch.cuda.is_available():
             _, rows["unet roi64 ov0.25 cuda"] = unet_seconds(seg, vol, (64, 64, 64), 0.25, "cuda", repeat=3)
             seg.net.to("cpu")

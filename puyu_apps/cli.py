@@ -127,7 +127,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 print(piece, end="", flush=True)
             print(flush=True)
         except PuyuError as exc:
-            con.print(f"[red]error:[/red] {exc}")
+            _print_error(con, exc)
             history.pop()
             continue
         assert stream.result is not None
@@ -210,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("prepare", help="convert model packs into the cache (run by the set-up command)")
     s.add_argument("--models", default="smollm2-135m-instruct")
     s.set_defaults(func=cmd_prepare)
+
+    from .finetune.cli import add_commands as add_finetune_commands
+
+    add_finetune_commands(sub)
+    from .serve.cli import add_serve_command
+
+    add_serve_command(sub)
     return p
 
 
@@ -228,9 +235,17 @@ def _vertical_parser(name: str) -> argparse.ArgumentParser | None:
     return p
 
 
+def _print_error(con: Any, exc: BaseException, with_type: bool = False) -> None:
+    """One unwrapped line (paths stay copyable); the message is text, never rich markup."""
+    from rich.markup import escape
+
+    head = f"{type(exc).__name__}: " if with_type else ""
+    con.print(f"[red]error:[/red] {escape(head + str(exc))}", soft_wrap=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    top = {"list", "run", "chat", "info", "prepare", "-h", "--help"}
+    top = {"list", "run", "chat", "info", "prepare", "finetune", "eval", "serve", "-h", "--help"}
     try:
         parser = None
         if argv and argv[0] not in top:
@@ -241,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         return int(args.func(args) or 0)
     except PuyuError as exc:
-        _console().print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+        _print_error(_console(), exc, with_type=True)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -63,7 +64,8 @@ class AdapterSet:
     """The LoRA adapters attached to one base model.
 
     The base model is wrapped into a ``peft.PeftModel`` on the first load; :meth:`use` activates one adapter
-    (or none, for the base model) for the duration of a call.
+    (or none, for the base model) for the duration of a call. Any non-empty name works: peft keys adapters by
+    module attribute, so names like ``"eval"`` or ``"my.adapter"`` are mapped to safe internal keys.
     """
 
     def __init__(self, model: Any, base_name: str):
@@ -71,6 +73,7 @@ class AdapterSet:
         self.base_name = base_name
         self.fingerprint = base_fingerprint(model)
         self.paths: dict[str, Path] = {}
+        self.keys: dict[str, str] = {}  # user name -> peft adapter key
         self.merged: list[str] = []
 
     @property
@@ -81,6 +84,8 @@ class AdapterSet:
         from peft import PeftModel
 
         path = Path(path)
+        if not isinstance(name, str) or not name.strip():
+            raise AdapterError(f"adapter name must be a non-empty string, got {name!r}")
         if name in self.paths:
             raise AdapterError(f"an adapter named {name!r} is already loaded; unload it first")
         meta = read_adapter_meta(path)
@@ -91,11 +96,12 @@ class AdapterSet:
                 f"(fingerprint {want}), not for the loaded {self.base_name!r} (fingerprint {self.fingerprint}); "
                 f"load the base model it was made for, or retrain it with `puyu finetune`"
             )
+        key = self._new_key(name)
         try:
             if isinstance(self.model, PeftModel):
-                self.model.load_adapter(str(path), adapter_name=name)
+                self.model.load_adapter(str(path), adapter_name=key)
             else:
-                self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name)
+                self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=key)
         except (RuntimeError, ValueError, KeyError) as exc:
             raise AdapterMismatchError(
                 f"adapter {name!r} at {path} does not fit the base model {self.base_name!r}: "
@@ -103,10 +109,24 @@ class AdapterSet:
             ) from exc
         self.model.eval()
         self.paths[name] = path
+        self.keys[name] = key
+
+    def _new_key(self, name: str) -> str:
+        base = "puyu_" + re.sub(r"[^0-9A-Za-z_]", "_", name)
+        key, i = base, 1
+        while key in self.keys.values():
+            i += 1
+            key = f"{base}_{i}"
+        return key
+
+    def key(self, name: str) -> str:
+        """The peft adapter key of a loaded adapter (for code that talks to the peft model directly)."""
+        self._check(name)
+        return self.keys[name]
 
     def unload(self, name: str) -> None:
         self._check(name)
-        self.model.delete_adapter(name)
+        self.model.delete_adapter(self.keys.pop(name))
         del self.paths[name]
         if not self.paths:
             self.model = self.model.unload()
@@ -114,9 +134,10 @@ class AdapterSet:
     def merge(self, name: str) -> Any:
         """Fold ``name`` into the base weights; every other adapter is unloaded. Returns the merged model."""
         self._check(name)
-        self.model = self.model.merge_and_unload(adapter_names=[name])
+        self.model = self.model.merge_and_unload(adapter_names=[self.keys[name]])
         self.merged.append(name)
         self.paths.clear()
+        self.keys.clear()
         self.fingerprint = base_fingerprint(self.model)
         return self.model
 
@@ -135,5 +156,5 @@ class AdapterSet:
                 yield self.model
             return
         self._check(name)
-        self.model.set_adapter(name)
+        self.model.set_adapter(self.keys[name])
         yield self.model

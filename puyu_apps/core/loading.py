@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from .._threads import set_torch_threads
 from ..errors import DeviceUnavailableError, ModelLoadError, UnknownModelError
 from ..paths import cache_dir
 from .config import LoadConfig
@@ -60,7 +61,7 @@ def load(name_or_path: str | Path, cfg: LoadConfig | None = None) -> Loaded:
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(cfg.dtype, device)
     if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+        set_torch_threads(cfg.threads)
     t0 = time.perf_counter()
     name = str(name_or_path)
     try:

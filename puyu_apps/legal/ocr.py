@@ -6,13 +6,16 @@ Tesseract runs one process per page with ``OMP_THREAD_LIMIT=1``; the caller runs
 
 from __future__ import annotations
 
-import os
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from .._optional import require
+from .._threads import EnvOverlay
 from .types import Word
 
 #: ``--psm`` per language: 3 (automatic layout) for English, 6 (uniform block) reads Chinese pages better.
@@ -25,8 +28,31 @@ def _cv2() -> Any:
 
 
 def _tess() -> Any:
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # read by the tesseract child process
     return require("pytesseract", "legal")
+
+
+_limit_lock = threading.Lock()
+_limit_users = 0
+
+
+@contextmanager
+def _single_threaded_tesseract() -> Iterator[None]:
+    """Tesseract children started inside get ``OMP_THREAD_LIMIT=1``; this process's environment is untouched
+    (libgomp in torch reads that variable too, and hangs when torch asks for more threads than it allows).
+    pytesseract passes its module-level ``environ`` to each child; we overlay it while any page is in OCR."""
+    global _limit_users
+    mod = _tess().pytesseract
+    with _limit_lock:
+        if _limit_users == 0:
+            mod._puyu_saved_environ, mod.environ = mod.environ, EnvOverlay(OMP_THREAD_LIMIT="1")
+        _limit_users += 1
+    try:
+        yield
+    finally:
+        with _limit_lock:
+            _limit_users -= 1
+            if _limit_users == 0:
+                mod.environ = mod._puyu_saved_environ
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
@@ -95,8 +121,9 @@ def ocr_words(rgb: np.ndarray, lang: str) -> tuple[list[Word], float]:
     if lang not in PSM:
         raise ValueError(f"lang: expected one of {sorted(PSM)}, got {lang!r}")
     h, w = rgb.shape[:2]
-    data = tess.image_to_data(remove_rules(to_gray(rgb)), lang=lang, config=f"--psm {PSM[lang]}",
-                              output_type=tess.Output.DICT)
+    with _single_threaded_tesseract():
+        data = tess.image_to_data(remove_rules(to_gray(rgb)), lang=lang, config=f"--psm {PSM[lang]}",
+                                  output_type=tess.Output.DICT)
     words: list[Word] = []
     for text, conf, x, y, bw, bh in zip(data["text"], data["conf"], data["left"], data["top"], data["width"],
                                         data["height"]):

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .._threads import set_torch_threads
 from ..paths import vertical_dir
 from .render import window
 
@@ -152,7 +153,7 @@ def train_encoder(out: str | Path, cfg: EncoderTrainConfig = EncoderTrainConfig(
     import torch
 
     torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.threads)
+    set_torch_threads(cfg.threads)
     t0 = time.perf_counter()
     crops, labels = nodule_crops(cfg.n_volumes, cfg.seed)
     log(f"{len(crops)} crops from {cfg.n_volumes} phantoms in {time.perf_counter() - t0:.1f}s")

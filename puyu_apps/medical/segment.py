@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._optional import require
+from .._threads import set_torch_threads
 from ..paths import vertical_dir
 from .dicom_io import CTVolume
 from .transforms import PreprocessConfig, ct_transforms, invert_to_native, to_monai
@@ -146,7 +147,7 @@ def train(out: str | Path, tcfg: TrainConfig = TrainConfig(), scfg: SegmenterCon
     from monai.transforms import RandCropByPosNegLabeld, RandFlipd
 
     torch.manual_seed(tcfg.seed)
-    torch.set_num_threads(tcfg.threads)
+    set_torch_threads(tcfg.threads)
     rng = np.random.default_rng(tcfg.seed)
     t0 = time.perf_counter()
     vols = [_training_volume(rng, tcfg.size, tcfg.z_mm, scfg.preprocess) for _ in range(tcfg.n_volumes)]

@@ -38,6 +38,9 @@ class Pipeline(ABC):
     result_type: ClassVar[type[PipelineResult]] = PipelineResult
     #: name of the vertical's adapter folder under ``verticals/<name>/`` (None: no adapter)
     adapter_subdir: ClassVar[str | None] = "adapter"
+    #: the vertical's task scorer for ``puyu eval`` (see :data:`puyu_apps.finetune.evaluate.Scorer`):
+    #: ``staticmethod((example, generated_text) -> {score: float, "gold:X"/"pred:X": label})``
+    eval_scorer: ClassVar[Any] = None
 
     def __init__(self, *, model: str = DEFAULT_MODEL, adapter: str | None = "default", device: str = "cpu",
                  dtype: str = "auto") -> None:
@@ -65,6 +68,14 @@ class Pipeline(ABC):
         if not (isinstance(target, type) and issubclass(target, Pipeline)):
             raise ValueError(f"{data['type']!r} is not a Pipeline class")
         return target(**data.get("init_parameters", {}))
+
+    # -- fine-tuning ---------------------------------------------------------------------------------------
+    @classmethod
+    def make_training_data(cls, out_dir: str | Path, n_train: int = 3000, n_eval: int = 200,
+                           seed: int = 0) -> tuple[Path, Path]:
+        """Write ``train.jsonl`` and a held-out ``eval.jsonl`` (never trained on) for this vertical's adapter,
+        in the exact prompt format the pipeline sends. Verticals without generated data raise."""
+        raise NotImplementedError(f"vertical {cls.name!r} has no training-data generator; pass --data FILE")
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     @classmethod

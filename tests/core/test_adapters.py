@@ -102,3 +102,20 @@ def test_duplicate_adapter_name_is_refused(lm, adapter_dirs):
     lm.load_adapter("a", adapter_dirs["a"])
     with pytest.raises(AdapterError, match="already loaded"):
         lm.load_adapter("a", adapter_dirs["b"])
+
+
+@pytest.mark.parametrize("name", ["eval", "train", "my.adapter", "法律"])
+def test_any_adapter_name_works_even_module_attribute_names(lm, adapter_dirs, name):
+    """peft keys adapters by module attribute; "eval" used to fail as a false base-model mismatch."""
+    lm.load_adapter(name, adapter_dirs["a"])
+    lm.load_adapter("b", adapter_dirs["b"])
+    out = lm.generate(PROMPT, max_new_tokens=6, adapter=name).token_ids
+    assert out != lm.generate(PROMPT, max_new_tokens=6, adapter="b").token_ids
+    assert sorted(lm.info().adapters) == sorted([name, "b"])
+    lm.unload_adapter(name)
+    assert lm.info().adapters == ["b"]
+
+
+def test_empty_adapter_name_is_refused(lm, adapter_dirs):
+    with pytest.raises(AdapterError, match="non-empty"):
+        lm.load_adapter("  ", adapter_dirs["a"])

@@ -1,0 +1,33 @@
+"""The adapter's model card: data, hyper-parameters, scores, privacy budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .config import FinetuneConfig
+
+
+def write_model_card(out: Path, base_model: str, vertical: str | None, cfg: FinetuneConfig, report: Any,
+                     train_path: Any, eval_path: Any) -> Path:
+    lines = [
+        f"# LoRA adapter{f' for the {vertical} vertical' if vertical else ''}",
+        "",
+        f"- Base model: `{base_model}`",
+        f"- Training data: `{Path(str(train_path)).name}` ({report.train_examples} examples); "
+        f"held-out evaluation: `{Path(str(eval_path)).name if eval_path else 'none'}`",
+        f"- LoRA: r={cfg.r}, alpha={cfg.alpha}, dropout={cfg.dropout}, targets={', '.join(cfg.target_modules)}",
+        f"- Optimiser: AdamW lr={cfg.learning_rate}, cosine schedule, warm-up {cfg.warmup_ratio:.0%}, "
+        f"batch {cfg.batch_size} x accumulation {cfg.grad_accum}, {report.steps} steps, seed {cfg.seed}",
+        f"- Final training loss: {report.final_loss:.4f}; wall time {report.seconds:.0f} s on CPU",
+    ]
+    if cfg.dp is not None:
+        lines.append(f"- Differential privacy (DP-SGD on the LoRA parameters): noise multiplier "
+                     f"{cfg.dp.noise_multiplier}, clip {cfg.dp.max_grad_norm}, delta {cfg.dp.delta}: "
+                     f"epsilon spent = {report.dp_epsilon:.3f}")
+    if report.eval:
+        lines += ["", "## Held-out evaluation", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in report.eval.items()]
+    path = out / "README.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

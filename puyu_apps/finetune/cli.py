@@ -1,0 +1,104 @@
+"""``puyu finetune`` and ``puyu eval``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..core import DEFAULT_MODEL
+from ..paths import vertical_dir
+
+
+def _manifest_lora(vertical: str) -> dict[str, Any]:
+    path = vertical_dir(vertical) / "manifest.json"
+    if not path.exists():
+        return {}
+    return dict(json.loads(path.read_text(encoding="utf-8")).get("lora", {}))
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from .config import DPConfig, FinetuneConfig
+    from .trainer import finetune
+
+    lora = _manifest_lora(args.vertical) if args.vertical else {}
+    kw: dict[str, Any] = {k: v for k, v in lora.items() if k in ("r", "alpha", "target_modules", "dropout")}
+    for name in ("r", "alpha", "epochs", "batch_size", "grad_accum", "max_length", "seed"):
+        if getattr(args, name) is not None:
+            kw[name] = getattr(args, name)
+    if args.lr is not None:
+        kw["learning_rate"] = args.lr
+    if args.steps is not None:
+        kw["max_steps"] = args.steps
+    if args.dp_noise is not None:
+        kw["dp"] = DPConfig(noise_multiplier=args.dp_noise, max_grad_norm=args.dp_clip or 1.0)
+    out = Path(args.out) if args.out else vertical_dir(args.vertical or "custom") / "adapter"
+    report = finetune(args.model, args.data, out, FinetuneConfig(**kw), eval_path=args.eval,
+                      vertical=args.vertical, resume=not args.no_resume)
+    print(json.dumps(report.__dict__, indent=2))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ..core import LanguageModel
+    from ..pipelines import get
+    from .config import FinetuneConfig
+    from .data import load_jsonl
+    from .evaluate import eval_loss, generation_scores, perplexity
+
+    examples = load_jsonl(args.data)[: args.limit] if args.limit else load_jsonl(args.data)
+    adapter_dir = Path(args.adapter) if args.adapter else vertical_dir(args.vertical) / "adapter"
+    scorer = getattr(get(args.vertical), "eval_scorer", None) if args.vertical else None
+    lm = LanguageModel.load(args.model)
+    lm.load_adapter("eval", adapter_dir)
+    cfg = FinetuneConfig()
+    rows: dict[str, dict[str, float]] = {}
+    for label, adapter in (("base", None), ("adapter", "eval")):
+        with lm.adapters.use(adapter) as model:
+            loss = eval_loss(model, lm.tokenizer, examples, cfg)
+        scores = {"eval_loss": loss, "perplexity": perplexity(loss)}
+        if not args.loss_only:
+            scores.update(generation_scores(lm, examples, adapter, scorer, max_new_tokens=args.max_new_tokens))
+        rows[label] = scores
+    metrics = list(rows["base"])
+    print(f"{'metric':<24}{'base':>12}{'adapter':>12}")
+    for m in metrics:
+        print(f"{m:<24}{rows['base'][m]:>12.4f}{rows['adapter'][m]:>12.4f}")
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    s = sub.add_parser("finetune", help="train a LoRA adapter from instruction/input/output JSONL")
+    s.add_argument("--vertical", help="the vertical whose manifest gives LoRA defaults and whose folder gets "
+                                      "the adapter")
+    s.add_argument("--data", required=True)
+    s.add_argument("--eval")
+    s.add_argument("--model", default=DEFAULT_MODEL)
+    s.add_argument("--out", help="adapter folder (default: verticals/<vertical>/adapter)")
+    s.add_argument("--steps", type=int)
+    s.add_argument("--epochs", type=float)
+    s.add_argument("--r", type=int)
+    s.add_argument("--alpha", type=int)
+    s.add_argument("--lr", type=float)
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--grad-accum", type=int)
+    s.add_argument("--max-length", type=int)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--dp-noise", type=float, help="enable DP-SGD with this noise multiplier (0.5-2)")
+    s.add_argument("--dp-clip", type=float, help="per-example gradient clip for DP-SGD (1-5)")
+    s.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    s.set_defaults(func=cmd_finetune)
+
+    s = sub.add_parser("eval", help="held-out scores of the base model vs an adapter")
+    s.add_argument("--vertical")
+    s.add_argument("--data", required=True)
+    s.add_argument("--adapter", help="adapter folder (default: verticals/<vertical>/adapter)")
+    s.add_argument("--model", default=DEFAULT_MODEL)
+    s.add_argument("--limit", type=int)
+    s.add_argument("--max-new-tokens", type=int, default=96)
+    s.add_argument("--loss-only", action="store_true", help="skip generation-based scores")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_eval)
