@@ -254,6 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 argv = argv[1:]
         parser = parser or build_parser()
         args = parser.parse_args(argv)
+        args.argv = list(argv)
         return int(args.func(args) or 0)
     except PuyuError as exc:
         _print_error(_console(), exc, with_type=True)

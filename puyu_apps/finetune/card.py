@@ -31,3 +31,25 @@ def write_model_card(out: Path, base_model: str, vertical: str | None, cfg: Fine
     path = out / "README.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+EVAL_BEGIN, EVAL_END = "<!-- puyu eval: begin -->", "<!-- puyu eval: end -->"
+
+
+def write_eval_section(card: Path, rows: dict[str, dict[str, float]], *, data: str, n: int, command: str) -> Path:
+    """Put the base-vs-adapter table into ``card`` between markers (replacing an earlier one; the rest of the
+    card is kept)."""
+    lines = [EVAL_BEGIN, "## Adapter evaluation (held-out, never trained on)", "",
+             f"{n} held-out examples from `{Path(data).name}`; produced by `{command}`.", "",
+             "| metric | base model | with adapter |", "|---|---|---|"]
+    for m in rows["base"]:
+        lines.append(f"| {m} | {rows['base'][m]:.4f} | {rows['adapter'][m]:.4f} |")
+    block = "\n".join(lines + [EVAL_END])
+    text = card.read_text(encoding="utf-8") if card.exists() else ""
+    if EVAL_BEGIN in text and EVAL_END in text:
+        head, rest = text.split(EVAL_BEGIN, 1)
+        text = head + block + rest.split(EVAL_END, 1)[1]
+    else:
+        text = text.rstrip() + ("\n\n" if text else "") + block + "\n"
+    card.write_text(text, encoding="utf-8")
+    return card

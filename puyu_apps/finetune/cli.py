@@ -8,7 +8,28 @@ from pathlib import Path
 from typing import Any
 
 from ..core import DEFAULT_MODEL
-from ..paths import vertical_dir
+from ..errors import InvalidInputError
+from ..paths import cache_dir, vertical_dir
+
+#: the generated training data of a vertical (``puyu finetune --vertical NAME`` without ``--data``)
+N_TRAIN, N_EVAL, DATA_SEED = 3000, 200, 0
+
+
+def vertical_data(vertical: str, n_train: int = N_TRAIN, n_eval: int = N_EVAL,
+                  seed: int = DATA_SEED) -> tuple[Path, Path]:
+    """The vertical's generated train/held-out split, written once into the cache."""
+    from ..pipelines import get
+
+    cls = get(vertical)
+    folder = cache_dir() / "training_data" / f"{vertical}-{n_train}-{n_eval}-{seed}"
+    train, held = folder / "train.jsonl", folder / "eval.jsonl"
+    if train.exists() and held.exists():
+        return train, held
+    try:
+        made = cls.make_training_data(folder, n_train=n_train, n_eval=n_eval, seed=seed)
+    except NotImplementedError as exc:
+        raise InvalidInputError(str(exc)) from exc
+    return Path(made[0]), Path(made[1])
 
 
 def _manifest_lora(vertical: str) -> dict[str, Any]:
@@ -22,6 +43,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from .config import DPConfig, FinetuneConfig
     from .trainer import finetune
 
+    if not args.data:
+        if not args.vertical:
+            raise InvalidInputError("puyu finetune needs --data FILE, or --vertical NAME to use that vertical's "
+                                    "generated training data")
+        args.data, generated_eval = vertical_data(args.vertical)
+        args.eval = args.eval or generated_eval
     lora = _manifest_lora(args.vertical) if args.vertical else {}
     kw: dict[str, Any] = {k: v for k, v in lora.items() if k in ("r", "alpha", "target_modules", "dropout")}
     for name in ("r", "alpha", "epochs", "batch_size", "grad_accum", "max_length", "seed"):
@@ -47,6 +74,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .data import load_jsonl
     from .evaluate import eval_loss, generation_scores, perplexity
 
+    if not args.data:
+        if not args.vertical:
+            raise InvalidInputError("puyu eval needs --data FILE, or --vertical NAME to use that vertical's "
+                                    "held-out set")
+        args.data = vertical_data(args.vertical)[1]
     examples = load_jsonl(args.data)[: args.limit] if args.limit else load_jsonl(args.data)
     adapter_dir = Path(args.adapter) if args.adapter else vertical_dir(args.vertical) / "adapter"
     scorer = getattr(get(args.vertical), "eval_scorer", None) if args.vertical else None
@@ -67,6 +99,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"{m:<24}{rows['base'][m]:>12.4f}{rows['adapter'][m]:>12.4f}")
     if args.json:
         print(json.dumps(rows, indent=2))
+    if args.write_card:
+        from .card import write_eval_section
+
+        card = write_eval_section(Path(args.write_card), rows, data=str(args.data), n=len(examples),
+                                  command="puyu " + " ".join(getattr(args, "argv", ["eval"])))
+        print(f"wrote {card}")
     return 0
 
 
@@ -74,8 +112,8 @@ def add_commands(sub: Any) -> None:
     s = sub.add_parser("finetune", help="train a LoRA adapter from instruction/input/output JSONL")
     s.add_argument("--vertical", help="the vertical whose manifest gives LoRA defaults and whose folder gets "
                                       "the adapter")
-    s.add_argument("--data", required=True)
-    s.add_argument("--eval")
+    s.add_argument("--data", help="training JSONL (default with --vertical: the vertical's generated data)")
+    s.add_argument("--eval", help="held-out JSONL (default with --vertical: the generated held-out split)")
     s.add_argument("--model", default=DEFAULT_MODEL)
     s.add_argument("--out", help="adapter folder (default: verticals/<vertical>/adapter)")
     s.add_argument("--steps", type=int)
@@ -94,11 +132,13 @@ def add_commands(sub: Any) -> None:
 
     s = sub.add_parser("eval", help="held-out scores of the base model vs an adapter")
     s.add_argument("--vertical")
-    s.add_argument("--data", required=True)
+    s.add_argument("--data", help="held-out JSONL (default with --vertical: the generated held-out split)")
     s.add_argument("--adapter", help="adapter folder (default: verticals/<vertical>/adapter)")
     s.add_argument("--model", default=DEFAULT_MODEL)
     s.add_argument("--limit", type=int)
     s.add_argument("--max-new-tokens", type=int, default=96)
     s.add_argument("--loss-only", action="store_true", help="skip generation-based scores")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--write-card", metavar="MODEL_CARD.md",
+                   help="also write the table into this model card's 'Adapter evaluation' section")
     s.set_defaults(func=cmd_eval)

@@ -40,6 +40,9 @@ class FinetuneConfig:
     seed: int = 0
     save_every: int = 50
     system: str | None = None
+    #: "auto": bf16 autocast where the CPU has native bf16 (AVX512-BF16/AMX; measured 2x faster here) or on
+    #: CUDA, fp32 elsewhere; "bf16" / "fp32" force it. The LoRA weights are kept and saved in fp32 either way.
+    precision: str = "auto"
     dp: DPConfig | None = None
 
     def __post_init__(self) -> None:
@@ -54,6 +57,8 @@ class FinetuneConfig:
             raise ValueError(f"FinetuneConfig.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.epochs <= 0 and not self.max_steps:
             raise ValueError(f"FinetuneConfig.epochs must be > 0, got {self.epochs}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"FinetuneConfig.precision must be auto, bf16 or fp32, got {self.precision!r}")
         if not self.target_modules:
             raise ValueError("FinetuneConfig.target_modules must name at least one module")
 

@@ -140,3 +140,48 @@ def test_cli_finetune_bad_data_exits_with_message(tmp_path, capsys):
     bad.write_text('{"instruction": "a"}\n')
     assert main(["finetune", "--data", str(bad), "--model", TINY, "--out", str(tmp_path / "x")]) == 2
     assert "bad.jsonl:1: missing" in capsys.readouterr().err
+
+
+def test_selective_loss_equals_the_full_model_loss(data):
+    from puyu_apps.core.loading import load
+    from puyu_apps.finetune.trainer import _collate, causal_lm_loss, encode_example
+
+    loaded = load(TINY)
+    rows = [encode_example(loaded.tokenizer, ex, FinetuneConfig(max_length=64)) for ex in load_jsonl(data[0])[:4]]
+    batch = _collate(rows, loaded.tokenizer.eos_token_id)
+    with torch.no_grad():
+        full = loaded.model(**batch).loss
+        ours = causal_lm_loss(loaded.model, batch, None)
+    assert torch.allclose(full, ours, atol=1e-5), (full, ours)
+
+
+def test_eval_writes_the_card_section_and_keeps_the_rest(data, tmp_path, capsys):
+    from puyu_apps.cli import main
+
+    train, held = data
+    out = tmp_path / "a"
+    finetune(TINY, train, out, small_cfg(max_steps=2), progress=False)
+    card = tmp_path / "MODEL_CARD.md"
+    card.write_text("# Card\n\nIntro stays.\n")
+    for _ in range(2):  # the second run replaces the section instead of appending another
+        assert main(["eval", "--data", str(held), "--adapter", str(out), "--model", TINY, "--limit", "2",
+                     "--max-new-tokens", "3", "--write-card", str(card)]) == 0
+    text = card.read_text()
+    assert text.startswith("# Card\n\nIntro stays.") and text.count("## Adapter evaluation") == 1
+    assert "| eval_loss |" in text and "| rouge_l |" in text
+
+
+def test_finetune_vertical_without_generator_says_what_to_do(capsys):
+    from puyu_apps.cli import main
+
+    assert main(["finetune", "--vertical", "chat", "--model", TINY]) == 2
+    assert "no training-data generator" in capsys.readouterr().err
+
+
+def test_macro_f1_and_aggregate():
+    from puyu_apps.finetune.evaluate import aggregate, macro_f1
+
+    assert macro_f1(["a", "b"], ["a", "b"]) == 1.0
+    assert macro_f1(["a", "a", "b"], ["a", "b", "b"]) == pytest.approx((2 / 3 + 2 / 3) / 2)
+    agg = aggregate([{"x": 1.0, "gold:c": "a", "pred:c": "a"}, {"x": 0.0, "gold:c": "b", "pred:c": "a"}])
+    assert agg["x"] == 0.5 and agg["c_macro_f1"] == pytest.approx((2 / 3 + 0) / 2)
