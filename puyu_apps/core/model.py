@@ -42,6 +42,21 @@ class TokenStream:
     def text(self) -> str:
         return "".join(self)
 
+    def close(self) -> None:
+        """Stop generating now (the caller hung up, barge-in). The model is free for the next call at once;
+        ``result`` stays None for a stream closed before its end. Safe to call more than once."""
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
+
+    cancel = close
+
+    def __enter__(self) -> "TokenStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class LanguageModel:
     """A causal LM with its tokenizer, chat template, adapters and a reference decode loop."""

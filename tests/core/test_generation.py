@@ -99,3 +99,21 @@ def test_embedded_model_answers_in_coherent_english(default_lm):
     assert "Paris" in out.text and out.finish_reason == "eos"
     stream = default_lm.stream("What is the capital of France?", max_new_tokens=32)
     assert "".join(stream) == out.text
+
+
+def test_closing_a_stream_stops_it_and_frees_the_model(tiny_lm):
+    stream = tiny_lm.stream("Tell me a long story", max_new_tokens=50)
+    it = iter(stream)
+    next(it)
+    stream.close()
+    assert stream.result is None and list(it) == []
+    stream.close()  # twice is fine
+    # the model lock was released: a new call from another thread does not block
+    import threading
+
+    done = threading.Event()
+    threading.Thread(target=lambda: (tiny_lm.generate("hi", max_new_tokens=2), done.set()), daemon=True).start()
+    assert done.wait(30)
+    with tiny_lm.stream("again", max_new_tokens=50) as s2:
+        next(iter(s2))
+    assert s2.result is None
