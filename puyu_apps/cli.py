@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import PuyuError
+from .errors import InvalidInputError, PuyuError
 
 
 def _console() -> Any:
@@ -58,7 +58,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         kwargs["model"] = args.model
     if args.adapter:
         kwargs["adapter"] = None if args.adapter == "none" else args.adapter
-    params = json.loads(args.params) if args.params else {}
+    try:
+        params = json.loads(args.params) if args.params else {}
+    except ValueError as exc:
+        raise InvalidInputError(f"--params is not a JSON object ({exc}); e.g. --params '{{\"language\": \"zh\"}}'")
+    if not isinstance(params, dict):
+        raise InvalidInputError(f"--params must be a JSON object, got {type(params).__name__}")
+    if args.history:
+        params.setdefault("history", args.history)
     pipe = pipeline(args.vertical, **kwargs)
     inputs: Any = args.inputs[0] if len(args.inputs) == 1 else list(args.inputs)
     con = _console()
@@ -189,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="also write the result (.json, .txt, .html, .pdf, .wav: as the vertical allows)")
     s.add_argument("--model", help="base model name or path (default: the embedded model)")
     s.add_argument("--adapter", help="adapter folder, or 'none' for the base model")
-    s.add_argument("--params", help="JSON object of extra call parameters, e.g. '{\"history\": \"...\"}'")
+    s.add_argument("--params", help="JSON object of extra call parameters, e.g. '{\"language\": \"zh\"}'")
+    s.add_argument("--history", help="clinical history / context text, for verticals that take one (medical)")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("chat", help="interactive streaming chat")

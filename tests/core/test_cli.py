@@ -56,3 +56,11 @@ def test_puyu_chat_answers_coherently_offline():
                          env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
     assert out.returncode == 0, out.stderr
     assert "Paris" in out.stdout
+
+
+@pytest.mark.parametrize("params, msg", [("{not json", "not a JSON object"), ("[1, 2]", "must be a JSON object")])
+def test_run_bad_params_exit_with_message(capsys, params, msg):
+    from puyu_apps.cli import main
+
+    assert main(["run", "chat", "hello", "--params", params]) == 2
+    assert msg in capsys.readouterr().err
