@@ -94,6 +94,18 @@ class Pipeline(ABC):
         self.load_components()
         self._warm = True
 
+    def use_model(self, lm: LanguageModel) -> "Pipeline":
+        """Run on an already-loaded model (a server's, or one loaded with your own settings) instead of the
+        shared one for ``model``; the vertical's adapter is attached to it as usual. Returns ``self``."""
+        if self._warm and self._lm is lm:
+            return self
+        self._lm = lm
+        self.model_name = lm.name
+        self._adapter_name = self._attach_adapter(lm)
+        self.load_components()
+        self._warm = True
+        return self
+
     def load_components(self) -> None:
         """Hook for verticals to load their own models (segmenter, OCR, ASR...)."""
 

@@ -113,11 +113,11 @@ class Runtime:
         cls = get(vertical)  # raises UnknownVerticalError listing what is available
         with self._lock:
             if vertical not in self._pipes or type(self._pipes[vertical][0]) is not cls:
-                pipe = cls(model=self.config.model, device=self.config.device, dtype=self.config.dtype)
-                if self.config.backend_url:
-                    pipe._lm, pipe._adapter_name = self.lm(), None
-                    pipe.load_components()
-                    pipe._warm = True
+                if self.config.backend_url:  # a remote engine: no local adapters
+                    pipe = cls(model=self.config.model, adapter=None, device=self.config.device,
+                               dtype=self.config.dtype).use_model(self.lm())
+                else:
+                    pipe = cls(model=self.config.model, device=self.config.device, dtype=self.config.dtype)
                 self._pipes[vertical] = (pipe, threading.Lock())
             return self._pipes[vertical]
 

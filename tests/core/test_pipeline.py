@@ -80,3 +80,12 @@ def test_base_class_progress_events_reach_stream():
     kinds = [(e.kind, e.stage) for e in events]
     assert kinds == [("progress", "preprocess")] + [("progress", "forward")] * 3 + [("result", "")]
     assert set(events[-1].result.timings_s) == {"preprocess", "forward", "postprocess"}
+
+
+def test_use_model_runs_a_pipeline_on_a_given_model(tiny_lm):
+    from puyu_apps.pipelines.chat import ChatPipeline
+
+    pipe = ChatPipeline(model="some-other-name", adapter=None).use_model(tiny_lm)
+    assert pipe.lm is tiny_lm and pipe.model_name == tiny_lm.name
+    out = pipe("hello", max_new_tokens=3)
+    assert out.engine["model"] == tiny_lm.name
