@@ -56,6 +56,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             kw[name] = getattr(args, name)
     if args.lr is not None:
         kw["learning_rate"] = args.lr
+    if args.targets:
+        kw["target_modules"] = [t.strip() for t in args.targets.split(",") if t.strip()]
+    if args.precision:
+        kw["precision"] = args.precision
     if args.steps is not None:
         kw["max_steps"] = args.steps
     if args.dp_noise is not None:
@@ -121,6 +125,9 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--r", type=int)
     s.add_argument("--alpha", type=int)
     s.add_argument("--lr", type=float)
+    s.add_argument("--targets", help="comma-separated module names for LoRA (default: the manifest's, else "
+                                     "q_proj,v_proj)")
+    s.add_argument("--precision", choices=["auto", "bf16", "fp32"])
     s.add_argument("--batch-size", type=int)
     s.add_argument("--grad-accum", type=int)
     s.add_argument("--max-length", type=int)

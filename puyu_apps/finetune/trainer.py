@@ -219,6 +219,9 @@ def finetune(
     from .card import write_model_card
 
     write_model_card(out, base_model, vertical, cfg, report, train_path, eval_path)
+    import shutil
+
+    shutil.rmtree(ckpt, ignore_errors=True)  # the run is complete: the resume state is no longer needed
     return report
 
 

@@ -37,6 +37,7 @@ def test_training_lowers_held_out_loss_and_saves_a_loadable_adapter(data, tmp_pa
     report = finetune(TINY, train, tmp_path / "adapter", small_cfg(max_steps=12), eval_path=held,
                       vertical="demo", progress=False)
     assert report.steps == 12 and report.eval["adapter_eval_loss"] < report.eval["base_eval_loss"]
+    assert not (tmp_path / "adapter" / "checkpoint").exists()  # a finished run leaves no resume state
     meta = json.loads((tmp_path / "adapter" / "puyu_adapter.json").read_text())
     assert meta["base_model"] == TINY and meta["vertical"] == "demo" and meta["train_data"]["n"] == 24
     card = (tmp_path / "adapter" / "README.md").read_text()
