@@ -21,6 +21,7 @@ from ..errors import (
     AdapterError, InvalidInputError, MissingDependencyError, ModelLoadError, PluginLoadError, UnknownVerticalError,
 )
 from ..pipelines import available
+from .artifacts import router as artifacts_router
 from .config import ServeConfig
 from .routes_chat import router as chat_router
 from .routes_verticals import add_vertical_route
@@ -127,4 +128,9 @@ def create_app(config: ServeConfig | None = None, *, start_workers: bool = True)
     for name in available():
         add_vertical_route(app, name)
     app.include_router(vertical_router)
+    app.include_router(artifacts_router)
+    if config.pages_dir:
+        from .pages import mount_pages
+
+        mount_pages(app, config.pages_dir)
     return app

@@ -29,6 +29,8 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
                    help="an OpenAI-compatible engine (LMDeploy api_server, vLLM) to generate on instead")
     p.add_argument("--ab", action="append", default=[], metavar="VERTICAL=ADAPTER_A,ADAPTER_B[,WEIGHT_B]",
                    help="A/B test two adapter folders of a vertical ('none' = base model)")
+    p.add_argument("--pages", default="", metavar="DIR",
+                   help="serve the static web pages in DIR at /apps/ (the example apps: examples/web)")
     p.add_argument("--create-key", metavar="NAME", help="create an API key, print it once, and exit")
     p.add_argument("--rate", type=float, default=60.0, help="requests per minute of the key made by --create-key")
     p.add_argument("--list-keys", action="store_true", help="list active keys (ids and names) and exit")
@@ -51,7 +53,8 @@ def _config(args: argparse.Namespace) -> Any:
     require = {"auto": None, "yes": True, "no": False}[args.require_key]
     return ServeConfig(model=args.model, device=args.device, host=args.host, port=args.port, data_dir=args.data_dir,
                        workers=args.workers, max_queue=args.max_queue, max_upload_mb=args.max_upload_mb,
-                       require_api_key=require, backend_url=args.backend_url, ab_tests=tests)
+                       require_api_key=require, backend_url=args.backend_url, ab_tests=tests,
+                       pages_dir=args.pages)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

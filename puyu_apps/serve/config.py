@@ -58,6 +58,8 @@ class ServeConfig:
     backend_url: str | None = None
     backend_api_key: str | None = None
     mask_logs: bool = True
+    #: a folder of static web pages to serve at /apps/ (the example apps: examples/web); "" serves none
+    pages_dir: str = ""
 
     def __post_init__(self) -> None:
         for name in ("workers", "job_workers", "max_zip_members", "max_tokens_limit", "default_max_tokens"):

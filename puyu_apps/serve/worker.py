@@ -8,6 +8,7 @@ import traceback
 from typing import Any
 
 from ..errors import PuyuError
+from .artifacts import artifacts_dir, write_artifacts
 from .runtime import mask_strings
 
 log = logging.getLogger("puyu_apps.serve.jobs")
@@ -62,6 +63,7 @@ class JobWorkers:
                     from ..safety import mask_pii
 
                     data = mask_strings(data, lambda s: mask_pii(s, filt.policy.pii_kinds))
+                write_artifacts(result, data, artifacts_dir(state, job.id))  # report, page images, audio
                 store.finish(job.id, data)
             log.info("job %s (%s) done", job.id, job.vertical)
         except PuyuError as exc:
