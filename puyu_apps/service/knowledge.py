@@ -55,6 +55,11 @@ class KnowledgeBase:
             raise InvalidInputError(f"{source}: the FAQ holds no entries; add at least one question and answer")
         self.entries, self.source = entries, source
         self._index = [e.index_terms() for e in entries]
+        self._keywords = [terms(" ".join(e.keywords)) for e in entries]
+        self._df: dict[str, int] = {}
+        for idx in self._index:
+            for t in idx:
+                self._df[t] = self._df.get(t, 0) + 1
 
     @classmethod
     def load(cls, path: str | Path) -> "KnowledgeBase":
@@ -74,10 +79,18 @@ class KnowledgeBase:
         return cls(entries, str(path))
 
     def search(self, query: str, k: int = 2) -> list[tuple[FAQEntry, float]]:
-        """The ``k`` entries sharing most terms with ``query`` (score = overlap / query terms), best first."""
+        """The ``k`` entries sharing most terms with ``query`` (score = overlap / query terms), best first.
+
+        Equal scores are ranked by how specific the shared terms are (a keyword counts twice, a term found in
+        several entries counts less), then by file order."""
         q = terms(query)
         if not q:
             return []
-        scored = [(len(q & idx) / len(q), i) for i, idx in enumerate(self._index)]
-        scored = sorted((s for s in scored if s[0] > 0), reverse=True)[:k]
-        return [(self.entries[i], round(s, 3)) for s, i in scored]
+        scored = []
+        for i, idx in enumerate(self._index):
+            shared = q & idx
+            if shared:
+                weight = sum((2.0 if t in self._keywords[i] else 1.0) / self._df[t] for t in shared)
+                scored.append((len(shared) / len(q), weight, -i))
+        scored.sort(reverse=True)
+        return [(self.entries[-i], round(s, 3)) for s, _, i in scored[:k]]

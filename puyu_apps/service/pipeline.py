@@ -8,8 +8,6 @@ with the error, and a database that is down leaves the turn in ``self.outbox`` (
 
 from __future__ import annotations
 
-import json
-import re
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -18,12 +16,14 @@ from typing import Any, Callable
 
 from ..core import GenerationConfig
 from ..errors import InvalidInputError
-from ..paths import cache_dir, vertical_dir
+from ..paths import cache_dir
 from ..pipelines.base import Pipeline
 from .audio import AUDIO_SUFFIXES, VADConfig, detect_speech, load_audio, trim
 from .errors import SilentAudioError, TicketStoreError
 from .intent import EscalationPolicy, classify_intent, is_complaint
+from .prompting import IntentLineFilter, ServicePrompts, build_messages, detect_language, split_intent
 from .result import ServiceTurnResult
+from .training_data import score_output
 
 
 @dataclass
@@ -53,15 +53,12 @@ def complete_sentences(text: str) -> str:
     return text[: cut + 1].strip() if cut > 0 else text.strip()
 
 
-def detect_language(text: str) -> str:
-    cjk = len(re.findall(r"[\u4e00-\u9fff]", text))
-    return "zh" if cjk and cjk >= 0.2 * len(re.sub(r"\s", "", text)) else "en"
-
-
 class CustomerServicePipeline(Pipeline):
     name = "service"
     description = "Customer service: voice or text ticket -> ASR -> sentiment/intent -> LLM (FAQ) -> TTS, tickets"
     result_type = ServiceTurnResult
+    #: ``puyu eval --vertical service``: intent accuracy / macro-F1, fact grounding, reply language, format
+    eval_scorer = staticmethod(score_output)
 
     def __init__(self, *, asr: str = "faster-whisper", tts: str | None = "espeak-ng", db_url: str | None = None,
                  faq_path: str | None = None, max_new_tokens: int = 80, max_duration_s: float = 1200.0,
@@ -101,15 +98,12 @@ class CustomerServicePipeline(Pipeline):
 
     # -- components ---------------------------------------------------------------------------------------
     def load_components(self) -> None:
-        from .knowledge import KnowledgeBase
         from .tickets import TicketStore
         from .tts import make_tts
 
-        vdir = vertical_dir(self.name)
-        self._manifest = json.loads((vdir / "manifest.json").read_text(encoding="utf-8"))
-        self._system_template = (vdir / self._manifest["prompts"]["system"]).read_text(encoding="utf-8")
-        self._user_template = (vdir / self._manifest["prompts"]["user"]).read_text(encoding="utf-8")
-        self._kb = KnowledgeBase.load(self.faq_path or vdir / self._manifest["faq"])
+        prompts = ServicePrompts.load(self.faq_path, self.name)
+        self._manifest, self._kb = prompts.manifest, prompts.kb
+        self._system_template, self._user_template = prompts.system, prompts.user
         self._tts = make_tts(self.tts_name) if self.tts_name else None
         url = self.db_url
         if url is None:
@@ -224,29 +218,33 @@ class CustomerServicePipeline(Pipeline):
 
         hits = self._kb.search(text, k=2)
         out["faq_ids"] = [e.id for e, _ in hits]
-        facts = "\n".join(f"- {e.answer_for(lang)}" for e, _ in hits) or "- (no matching entry)"
-        instr = "Answer in Chinese (用中文回答)." if lang == "zh" else "Answer in English."
-        user = self._user_template.format(message=text, faq=facts, language_instruction=instr)
         keep = sess.history[-2 * self.history_turns:] if self.history_turns else []
-        messages = [{"role": "system", "content": self._system_template.strip()}, *keep,
-                    {"role": "user", "content": user}]
+        messages = self.build_messages(text, lang, hits, keep)
         prompt_ids = self.lm.encode(self.lm.format_prompt(messages))[0].tolist()
         out["reusable_tokens"] = shared_prefix(sess.last_ids, prompt_ids)
-        cfg = GenerationConfig(max_new_tokens=self.max_new_tokens, temperature=0.0, repetition_penalty=1.1)
+        # the history is a transcript inside the user message: stop if the model starts writing the caller's part
+        cfg = GenerationConfig(max_new_tokens=self.max_new_tokens, temperature=0.0, repetition_penalty=1.1,
+                               stop=["\nCustomer:"])
         speaker = SentenceSpeaker(self._tts, lang, self.on_audio) if self._tts else None
         t0 = time.perf_counter()
         ts = self.lm.stream(messages, cfg, adapter=self._adapter_name)
         first_audio = None
         pieces, it = [], iter(ts)
+        head = IntentLineFilter()  # the adapter's "intent: X" line is recorded, never spoken
         for piece in it:
             pieces.append(piece)
-            if speaker is not None and speaker.feed(piece) and first_audio is None:
+            spoken = head.feed(piece)
+            if speaker is not None and spoken and speaker.feed(spoken) and first_audio is None:
                 first_audio = time.perf_counter() - t0
             if self.cancel.is_set():  # barge-in: stop decoding (closing the generator releases the model)
                 it.close()
                 out["interrupted"] = True
                 break
-        reply = ts.result.text.strip() if ts.result else "".join(pieces).strip()
+        model_intent, reply = split_intent(ts.result.text if ts.result else "".join(pieces))
+        out["model_intent"] = model_intent
+        tail = head.finish()  # a short reply still held back as a possible intent line
+        if tail and speaker is not None and not out.get("interrupted"):
+            speaker.feed(tail)
         if out.get("interrupted"):
             timings["llm"] = time.perf_counter() - t0
             timings["time_to_first_audio"] = first_audio if first_audio is not None else -1.0
@@ -262,7 +260,10 @@ class CustomerServicePipeline(Pipeline):
             reply = complete_sentences(reply)  # cut by the token limit: keep (and speak) whole sentences only
             if speaker is not None:
                 speaker.discard()
-        if self.grounding == "append" and hits and hits[0][1] >= 0.2 and clean_for_speech(reply):
+        # the adapter's format (an intent line) means a model trained to state the fact or hand over: its words
+        # stand; a free-form reply (the base model) gets the best FAQ answer appended when it did not state it
+        if (self.grounding == "append" and model_intent is None and hits and hits[0][1] >= 0.2
+                and clean_for_speech(reply)):
             answer = hits[0][0].answer_for(lang)
             if len(terms(answer) & terms(reply)) < 0.5 * len(terms(answer)):  # the model did not state the fact
                 reply = f"{reply} {answer}".strip()
@@ -337,7 +338,8 @@ class CustomerServicePipeline(Pipeline):
             sentiment_score=senti.score, text_sentiment_score=senti.text_score,
             voice_features=outputs["voice"].to_dict() if outputs["voice"] else None, intent=intent.label,
             intent_confidence=intent.confidence, escalated=outputs["escalated"],
-            escalation_reason=outputs["reason"], reply=outputs["reply"], faq_ids=outputs.get("faq_ids", []),
+            escalation_reason=outputs["reason"], model_intent=outputs.get("model_intent"),
+            reply=outputs["reply"], faq_ids=outputs.get("faq_ids", []),
             reply_sentences=outputs.get("sentences", []),
             reply_audio_s=len(audio) / 16000 if audio is not None else 0.0,
             time_to_first_audio_s=ttfa if ttfa >= 0 else None,
@@ -350,6 +352,20 @@ class CustomerServicePipeline(Pipeline):
             warnings=outputs["warnings"], timings_s=timings)
         res._audio = audio
         return res
+
+    def build_messages(self, text: str, lang: str, hits: list, history: list[dict[str, str]]) -> list[dict[str, str]]:
+        """The LM messages of one turn (:func:`puyu_apps.service.prompting.build_messages`; the training data
+        generator calls the same function)."""
+        return build_messages(self._system_template, self._user_template, text, lang, hits, history)
+
+    @classmethod
+    def make_training_data(cls, out_dir: str | Path, n_train: int = 3000, n_eval: int = 200,
+                           seed: int = 0) -> tuple[Path, Path]:
+        """Generated English + Chinese caller turns -> ``intent: X`` + grounded reply, in the pipeline's exact
+        prompt format; the held-out split comes from a disjoint seed stream (see ``training_data.py``)."""
+        from .training_data import write_splits
+
+        return write_splits(out_dir, n_train=n_train, n_eval=n_eval, seed=seed)
 
     def close(self) -> None:
         if self._store is not None:

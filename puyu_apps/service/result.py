@@ -26,6 +26,7 @@ class ServiceTurnResult(PipelineResult):
     voice_features: dict[str, float] | None = None
     intent: str
     intent_confidence: float
+    model_intent: str | None = None    # the adapter's "intent:" line (None: the model wrote none, e.g. the base)
     escalated: bool
     escalation_reason: str = ""
     reply: str
@@ -61,7 +62,8 @@ class ServiceTurnResult(PipelineResult):
         esc = f"ESCALATED ({self.escalation_reason})" if self.escalated else "not escalated"
         return (f"[{self.session_id} #{self.turn_index}] {self.channel} / {self.language}\n"
                 f"caller: {self.transcript}\n"
-                f"sentiment: {self.sentiment} ({self.sentiment_score:+.2f}) | intent: {self.intent} | {esc}\n"
+                f"sentiment: {self.sentiment} ({self.sentiment_score:+.2f}) | intent: {self.intent}"
+                f"{f' (model: {self.model_intent})' if self.model_intent else ''} | {esc}\n"
                 f"reply: {self.reply}")
 
     def to_html(self) -> str:
