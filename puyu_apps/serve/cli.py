@@ -31,6 +31,8 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
                    help="A/B test two adapter folders of a vertical ('none' = base model)")
     p.add_argument("--pages", default="", metavar="DIR",
                    help="serve the static web pages in DIR at /apps/ (the example apps: examples/web)")
+    p.add_argument("--vertical-options", default="", metavar="JSON",
+                   help='constructor arguments per vertical, e.g. \'{"service": {"db_url": "sqlite:///t.db"}}\'')
     p.add_argument("--create-key", metavar="NAME", help="create an API key, print it once, and exit")
     p.add_argument("--rate", type=float, default=60.0, help="requests per minute of the key made by --create-key")
     p.add_argument("--list-keys", action="store_true", help="list active keys (ids and names) and exit")
@@ -40,6 +42,7 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> Any:
+    from ..errors import InvalidInputError
     from .config import ABTest, ServeConfig
 
     tests = []
@@ -51,10 +54,17 @@ def _config(args: argparse.Namespace) -> Any:
         a, b = (None if x == "none" else x for x in parts[:2])
         tests.append(ABTest(vertical, a, b, float(parts[2]) if len(parts) == 3 else 0.5))
     require = {"auto": None, "yes": True, "no": False}[args.require_key]
+    try:
+        options = json.loads(args.vertical_options) if args.vertical_options else {}
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"--vertical-options: not valid JSON ({exc.msg}); e.g. '{{\"legal\": "
+                         f"{{\"max_explanations\": 4}}}}'") from exc
+    if not isinstance(options, dict):
+        raise InvalidInputError("--vertical-options: a JSON object of {vertical: {argument: value}}")
     return ServeConfig(model=args.model, device=args.device, host=args.host, port=args.port, data_dir=args.data_dir,
                        workers=args.workers, max_queue=args.max_queue, max_upload_mb=args.max_upload_mb,
                        require_api_key=require, backend_url=args.backend_url, ab_tests=tests,
-                       pages_dir=args.pages)
+                       pages_dir=args.pages, vertical_options=options)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -71,7 +81,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         else:
             print(json.dumps([k.__dict__ for k in store.list()], indent=2, ensure_ascii=False))
         return 0
+    from ..errors import InvalidInputError
     from . import run
 
-    run(config)
+    try:
+        run(config)
+    except ValueError as exc:  # a setting found wrong at start-up (vertical_options, pages_dir)
+        raise InvalidInputError(str(exc)) from exc
     return 0

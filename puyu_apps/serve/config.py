@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..core import DEFAULT_MODEL
 from ..paths import cache_dir
@@ -60,6 +61,9 @@ class ServeConfig:
     mask_logs: bool = True
     #: a folder of static web pages to serve at /apps/ (the example apps: examples/web); "" serves none
     pages_dir: str = ""
+    #: constructor arguments per vertical, e.g. {"service": {"db_url": "postgresql://..."},
+    #: "legal": {"max_explanations": 4}} (JSON-serialisable, as every pipeline's __init__ takes)
+    vertical_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("workers", "job_workers", "max_zip_members", "max_tokens_limit", "default_max_tokens"):
@@ -76,6 +80,10 @@ class ServeConfig:
         if self.default_max_tokens > self.max_tokens_limit:
             raise ValueError("ServeConfig.default_max_tokens must be <= max_tokens_limit")
         self.extra_models = tuple(self.extra_models)
+        for vertical, options in self.vertical_options.items():
+            if not isinstance(options, dict) or any(k in options for k in ("model", "device", "dtype")):
+                raise ValueError(f"ServeConfig.vertical_options[{vertical!r}] must be a dict of constructor "
+                                 f"arguments other than model/device/dtype (set those on ServeConfig)")
 
     @property
     def data_path(self) -> Path:

@@ -44,6 +44,11 @@ class Runtime:
         self._remote: Any = None
         self._ab = {t.vertical: t for t in config.ab_tests}
         self._rng = random.Random()
+        for vertical, options in config.vertical_options.items():  # fail at start-up, not on the first request
+            try:
+                get(vertical)(model=config.model, **options)  # construction is cheap: nothing loads
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"ServeConfig.vertical_options[{vertical!r}]: {exc}") from exc
 
     # -- models -------------------------------------------------------------------------------------------
     def lm(self, name: str | None = None) -> Any:
@@ -113,11 +118,14 @@ class Runtime:
         cls = get(vertical)  # raises UnknownVerticalError listing what is available
         with self._lock:
             if vertical not in self._pipes or type(self._pipes[vertical][0]) is not cls:
+                options = dict(self.config.vertical_options.get(vertical, {}))  # e.g. {"db_url": ...}
                 if self.config.backend_url:  # a remote engine: no local adapters
+                    options.pop("adapter", None)
                     pipe = cls(model=self.config.model, adapter=None, device=self.config.device,
-                               dtype=self.config.dtype).use_model(self.lm())
+                               dtype=self.config.dtype, **options).use_model(self.lm())
                 else:
-                    pipe = cls(model=self.config.model, device=self.config.device, dtype=self.config.dtype)
+                    pipe = cls(model=self.config.model, device=self.config.device, dtype=self.config.dtype,
+                               **options)
                 self._pipes[vertical] = (pipe, threading.Lock())
             return self._pipes[vertical]
 

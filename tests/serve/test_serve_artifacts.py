@@ -132,3 +132,28 @@ def test_pages_mount_and_server_info(render_server):
 
         create_app(ServeConfig(pages_dir="/no/such/folder", data_dir=str(render_server.config.data_dir)),
                    start_workers=False)
+
+
+def test_vertical_options_reach_the_pipelines(tmp_path):
+    from puyu_apps.serve import ServeConfig, create_app
+
+    app = create_app(ServeConfig(data_dir=str(tmp_path), vertical_options={"medical": {"max_new_tokens": 40}}),
+                     start_workers=False)
+    pipe, _ = app.state.puyu.runtime.pipeline("medical")
+    assert pipe.max_new_tokens == 40 and not pipe._warm  # constructed, nothing loaded
+    with pytest.raises(ValueError, match=r"vertical_options\['medical'\].*bogus"):
+        create_app(ServeConfig(data_dir=str(tmp_path), vertical_options={"medical": {"bogus": 1}}),
+                   start_workers=False)
+    with pytest.raises(ValueError, match="model/device/dtype"):
+        ServeConfig(vertical_options={"medical": {"model": "other"}})
+
+
+def test_serve_cli_refuses_bad_settings_with_a_message(tmp_path, capsys):
+    from puyu_apps.cli import main
+
+    assert main(["serve", "--data-dir", str(tmp_path), "--vertical-options", "{x"]) == 2
+    assert main(["serve", "--data-dir", str(tmp_path), "--vertical-options", '{"legal": {"bogus": 1}}']) == 2
+    assert main(["serve", "--data-dir", str(tmp_path), "--pages", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr()
+    text = err.out + err.err
+    assert "not valid JSON" in text and "bogus" in text and "is not a folder" in text
