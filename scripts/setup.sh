@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim poppler-utils fonts-wqy-microhei espeak-ng flite sox libsndfile1"
+# chromium (+ its driver): the example apps' browser tests, driven headless by Playwright (no browser download)
+APT_PACKAGES="tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim poppler-utils fonts-wqy-microhei espeak-ng flite sox libsndfile1 chromium chromium-driver"
 missing=""
 for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
