@@ -17,14 +17,12 @@ N_TRAIN, N_EVAL, DATA_SEED = 3000, 200, 0
 
 def vertical_data(vertical: str, n_train: int = N_TRAIN, n_eval: int = N_EVAL,
                   seed: int = DATA_SEED) -> tuple[Path, Path]:
-    """The vertical's generated train/held-out split, written once into the cache."""
+    """The vertical's generated train/held-out split, (re)written into the cache: generation is deterministic
+    and takes seconds, and a stale copy would hide a change to the generator."""
     from ..pipelines import get
 
     cls = get(vertical)
     folder = cache_dir() / "training_data" / f"{vertical}-{n_train}-{n_eval}-{seed}"
-    train, held = folder / "train.jsonl", folder / "eval.jsonl"
-    if train.exists() and held.exists():
-        return train, held
     try:
         made = cls.make_training_data(folder, n_train=n_train, n_eval=n_eval, seed=seed)
     except NotImplementedError as exc:
