@@ -52,6 +52,8 @@ class Clause(BaseModel):
     page: int
     box: Box
     categories: list[str] = []
+    llm_category: str | None = Field(None, description="the category the model gave this clause (a category key or "
+                                     "'none'); None when the model was not asked or its answer was unreadable")
 
 
 class Party(BaseModel):
@@ -93,4 +95,5 @@ class Finding(BaseModel):
     explanation: str = Field("", description="the LLM's explanation (empty when it was not asked)")
     clause_index: int | None = None
     source: Literal["rule", "check", "llm"] = Field("rule", description="rule: a category pattern; check: a rule "
-                                                  "check; llm: a category only the model gave (llm_classify)")
+                                                  "check; llm: a category only the model gave (the legal adapter "
+                                                  "or llm_classify)")
