@@ -82,8 +82,12 @@ def causal_lm_loss(model: Any, batch: dict[str, torch.Tensor], dtype: torch.dtyp
     return torch.nn.functional.cross_entropy(logits.float(), target[keep])
 
 
-def _collate(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+def _collate(rows: list[tuple[list[int], list[int]]], pad_id: int, multiple: int = 32) -> dict[str, torch.Tensor]:
+    """Pad to the longest row, rounded up to ``multiple``: few distinct shapes, so the CPU kernels (oneDNN)
+    are built a few times instead of once per length, and their caches stay small (memory grew without bound
+    with one shape per batch). Padding is masked and carries no loss."""
     n = max(len(r[0]) for r in rows)
+    n = -(-n // multiple) * multiple
     ids = torch.full((len(rows), n), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), n), -100, dtype=torch.long)
     mask = torch.zeros((len(rows), n), dtype=torch.long)

@@ -226,14 +226,27 @@ class PhraseRetriever:
         with torch.inference_mode():
             return (self.encoder.encode_image(crops) @ self.text.T).numpy()  # [N, P]
 
-    def retrieve(self, vol: Any, found: Sequence[Any], language: str = "en") -> list[str]:
+    def hits(self, vol: Any, found: Sequence[Any]) -> list[dict[str, Any]]:
+        """Best phrase per nodule: ``{"nodule": 1-based index, "kind", "bin": SIZE_BINS index, "score"}``."""
         crops = []
         for f in found:
             zyx = np.argwhere(f.mask).mean(0) + np.array([s.start for s in f.box])
             crops.append(crop(vol.hu, vol.spacing, zyx))
         s = self.scores(np.stack(crops))
-        return [f"nodule {i + 1}: {self.bank[int(j)][language]} ({s[i, j]:.2f})" if language == "en" else
-                f"结节{i + 1}：{self.bank[int(j)][language]}（{s[i, j]:.2f}）" for i, j in enumerate(s.argmax(1))]
+        nb = len(SIZE_BINS)
+        return [{"nodule": i + 1, "kind": list(TYPES)[int(j) // nb], "bin": int(j) % nb,
+                 "score": round(float(s[i, j]), 2)} for i, j in enumerate(s.argmax(1))]
+
+    def retrieve(self, vol: Any, found: Sequence[Any], language: str = "en") -> list[str]:
+        return [phrase_text(h, language) for h in self.hits(vol, found)]
+
+
+def phrase_text(hit: dict[str, Any], language: str = "en") -> str:
+    """A retrieval hit as the result shows it: ``nodule 1: solid nodule 8 to 15 mm (0.71)``."""
+    b = phrase_bank()[list(TYPES).index(hit["kind"]) * len(SIZE_BINS) + hit["bin"]]
+    if language == "zh":
+        return f"结节{hit['nodule']}：{b['zh']}（{hit['score']:.2f}）"
+    return f"nodule {hit['nodule']}: {b['en']} ({hit['score']:.2f})"
 
 
 def load_retriever(path: str | Path | None = None) -> PhraseRetriever:

@@ -10,12 +10,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..paths import vertical_dir
 from ..pipelines.base import Pipeline
-from .report import _UNSUPPORTED as _UNSUPPORTED_RE
 from .result import MedicalReportResult
 
 MIN_SLICES = 10  # fewer slices: no volumetric nodule assessment (Lung-RADS 0)
+
+
+def _eval_scorer(example: Any, text: str) -> dict[str, Any]:
+    """Task scores of one generated report (``puyu eval --vertical medical``): see ``training_data.score``."""
+    from .training_data import score
+
+    return score(example, text)
 
 
 class MedicalReportPipeline(Pipeline):
@@ -24,7 +29,7 @@ class MedicalReportPipeline(Pipeline):
     result_type = MedicalReportResult
 
     def __init__(self, *, language: str = "en", keep_identifiers: bool = False, segmenter_weights: str | None = None,
-                 encoder_weights: str | None = None, use_features: bool = True, max_new_tokens: int = 160,
+                 encoder_weights: str | None = None, use_features: bool = True, max_new_tokens: int = 200,
                  key_images: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if language not in ("en", "zh"):
@@ -76,7 +81,6 @@ class MedicalReportPipeline(Pipeline):
     def _forward(self, prepared: dict[str, Any]) -> dict[str, Any]:
         from .lungrads import MANAGEMENT, nodule_category, study_category
         from .measure import lung_mask, lung_volume_ml, measure
-        from .report import build_messages
 
         vol = prepared["volume"]
         timings = {"load": prepared["t_load"]}
@@ -106,16 +110,21 @@ class MedicalReportPipeline(Pipeline):
         timings["measure"] = time.perf_counter() - t
         t = time.perf_counter()
         retrieved: list[str] = []
+        hits: list[dict] = []
         if self._retriever is not None and found:
+            from .features import phrase_text
+
             self.progress("features", "image-text encoder", 0.6)
-            retrieved = self._retriever.retrieve(vol, found, prepared["language"])
+            hits = self._retriever.hits(vol, found)
+            retrieved = [phrase_text(h, prepared["language"]) for h in hits]
         timings["features"] = time.perf_counter() - t
         t = time.perf_counter()
         self.progress("report", "writing the report", 0.7)
-        system, user = build_messages(vertical_dir(self.name) / "prompts", prepared["language"], prepared["history"],
-                                      nodules, lung_ml, category, evaluable, retrieved)
+        system, user = self.messages(nodules, evaluable, prepared["history"], prepared["language"], hits)
+        # the adapter writes a formulaic report (the same sizes and words per nodule): a repetition penalty
+        # would push it off the measured numbers, so it applies to the base model only
         gen = self.lm.generate(user, adapter=self._adapter_name, system=system, max_new_tokens=self.max_new_tokens,
-                               temperature=0.0, repetition_penalty=1.1)
+                               temperature=0.0, repetition_penalty=1.0 if self._adapter_name else 1.1)
         timings["report"] = time.perf_counter() - t
         return {"volume": vol, "found": found, "nodules": nodules, "category": category, "lung_ml": lung_ml,
                 "management": MANAGEMENT[category], "evaluable": evaluable, "llm": gen.text, "retrieved": retrieved,
@@ -127,38 +136,15 @@ class MedicalReportPipeline(Pipeline):
 
         from .deid import scrub
         from .render import b64, key_slice_png
-        from .report import check_report, measurements_text, parse_sections
+        from .report import review_report
         from .result import KeyImage, NoduleFinding
 
         vol, lang = outputs["volume"], outputs["language"]
         t = time.perf_counter()
         llm = outputs["llm"] if outputs["keep"] else scrub(outputs["llm"], vol.identifiers)
-        from .report import default_impression, filter_findings, nodule_sentence
-
-        findings, impression = parse_sections(llm)
         nodules, cat, evaluable = outputs["nodules"], outputs["category"], outputs["evaluable"]
-        flags = []
-        findings, dropped = filter_findings(findings, nodules)
-        if dropped:
-            flags.append(f"{dropped} sentence(s) of the model's findings contradicted or went beyond the "
-                         f"measurements (size, lobe, diagnosis or treatment claims) and were removed")
-        missing = [(i, n) for i, n in enumerate(nodules, 1)
-                   if f"{n['mean_diameter_mm']:.1f}" not in findings and f"{n['mean_diameter_mm']:.0f} mm"
-                   not in findings]
-        if not findings.strip():
-            findings = measurements_text(nodules, outputs["lung_ml"], evaluable, lang)
-            flags.append("no usable findings in the model's text: the measured findings were written in")
-        elif missing:
-            findings += "\n" + "\n".join(f"- {nodule_sentence(i, n, lang)}" for i, n in missing)
-            flags.append(f"the model's findings omitted {len(missing)} measured nodule(s): added")
-        if not impression.strip() or _UNSUPPORTED_RE.search(impression):
-            if impression.strip():
-                flags.append("the model's impression made claims the measurements do not support: replaced")
-            else:
-                flags.append("the model wrote no impression: the computed impression was used")
-            impression = default_impression(nodules, cat, evaluable, lang)
-        findings, impression, more, check = check_report(findings, impression, nodules, cat, evaluable)
-        flags += more
+        review = review_report(llm, nodules, cat, evaluable, outputs["lung_ml"], lang)
+        findings, impression, flags, check = review.findings, review.impression, review.flags, review.check
         images = []
         if self.key_images:
             aspect = vol.spacing[1] / vol.spacing[0]
@@ -180,6 +166,26 @@ class MedicalReportPipeline(Pipeline):
             impression=impression, llm_text=llm, category_check=check, flags=flags,
             retrieved_phrases=outputs["retrieved"], key_images=images, warnings=outputs["warnings"],
             timings_s={k: round(v, 3) for k, v in timings.items()})
+
+    # -- prompt and fine-tuning ----------------------------------------------------------------------------
+    @staticmethod
+    def messages(nodules: list[dict], evaluable: bool = True, history: str = "", language: str = "en",
+                 retrieved: list | None = None) -> tuple[str, str]:
+        """(system, user) the LLM gets for these measurements: :func:`report.report_messages`, the same function
+        the adapter's training data (``training_data.py``) is generated with."""
+        from .report import report_messages
+
+        return report_messages(nodules, evaluable, history, language, retrieved)
+
+    @classmethod
+    def make_training_data(cls, out_dir: str | Path, n_train: int = 3000, n_eval: int = 200,
+                           seed: int = 0) -> tuple[Path, Path]:
+        """``train.jsonl`` / held-out ``eval.jsonl`` of structured cases -> ideal report (English and Chinese)."""
+        from .training_data import write_splits
+
+        return write_splits(out_dir, n_train=n_train, n_eval=n_eval, seed=seed)
+
+    eval_scorer = staticmethod(_eval_scorer)
 
     # -- CLI ----------------------------------------------------------------------------------------------
     @classmethod
