@@ -31,7 +31,9 @@ def artifacts_dir() -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
+# package scope: the sync Playwright API keeps an event loop running in the main thread while it is
+# open, and later tests that call asyncio.run() (the service voice loop) would fail beside it
+@pytest.fixture(scope="package")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install 'puyu_apps[e2e]'")
     if not Path(CHROMIUM).exists():
