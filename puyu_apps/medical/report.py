@@ -242,7 +242,9 @@ def filter_findings(findings: str, nodules: list[dict], evaluable: bool = True) 
             kept.append(sent)
         else:
             dropped += 1
-    return " ".join(kept), dropped
+    # Chinese sentences follow each other without a space
+    text = "".join(x if not i or kept[i - 1][-1] in "。！？；" else " " + x for i, x in enumerate(kept))
+    return text, dropped
 
 
 @dataclass
