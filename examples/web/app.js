@@ -39,14 +39,22 @@ const Puyu = (() => {
       return { status: 0, ok: false, body: { error: { message: "the server cannot be reached; is it running?" } } };
     }
     let body = null;
-    try { body = await response.json(); } catch (e) { /* not JSON */ }
+    try {
+      body = await response.json();
+    } catch (e) {
+      /* not JSON */
+    }
     return { status: response.status, ok: response.ok, body };
   }
 
   function messageOf(res) {
     const b = res.body || {};
-    return (b.error && b.error.message) || b.message || (typeof b.detail === "string" ? b.detail : "") ||
-      `the server answered HTTP ${res.status}`;
+    return (
+      (b.error && b.error.message) ||
+      b.message ||
+      (typeof b.detail === "string" ? b.detail : "") ||
+      `the server answered HTTP ${res.status}`
+    );
   }
 
   /** An object URL for a file the server serves behind the API key (img/audio tags cannot send headers). */
@@ -72,34 +80,74 @@ const Puyu = (() => {
     return (c ^ 0xffffffff) >>> 0;
   }
   async function zipFiles(files) {
-    const enc = new TextEncoder(), parts = [], central = [], seen = new Set();
+    const enc = new TextEncoder(),
+      parts = [],
+      central = [],
+      seen = new Set();
     let offset = 0;
     for (const f of files) {
       let name = (f.webkitRelativePath || f.name).replace(/^\/+/, "");
       for (let i = 2; seen.has(name); i++) name = `${i}_${f.name}`;
       seen.add(name);
-      const data = new Uint8Array(await f.arrayBuffer()), nameBytes = enc.encode(name), crc = crc32(data);
+      const data = new Uint8Array(await f.arrayBuffer()),
+        nameBytes = enc.encode(name),
+        crc = crc32(data);
       const local = new DataView(new ArrayBuffer(30));
-      [[0, 0x04034b50, 4], [4, 20, 2], [6, 0x0800, 2], [8, 0, 2], [10, 0, 2], [12, 0x21, 2], [14, crc, 4],
-       [18, data.length, 4], [22, data.length, 4], [26, nameBytes.length, 2], [28, 0, 2]]
-        .forEach(([at, v, n]) => n === 4 ? local.setUint32(at, v, true) : local.setUint16(at, v, true));
+      [
+        [0, 0x04034b50, 4],
+        [4, 20, 2],
+        [6, 0x0800, 2],
+        [8, 0, 2],
+        [10, 0, 2],
+        [12, 0x21, 2],
+        [14, crc, 4],
+        [18, data.length, 4],
+        [22, data.length, 4],
+        [26, nameBytes.length, 2],
+        [28, 0, 2],
+      ].forEach(([at, v, n]) => (n === 4 ? local.setUint32(at, v, true) : local.setUint16(at, v, true)));
       const cd = new DataView(new ArrayBuffer(46));
-      [[0, 0x02014b50, 4], [4, 20, 2], [6, 20, 2], [8, 0x0800, 2], [10, 0, 2], [12, 0, 2], [14, 0x21, 2],
-       [16, crc, 4], [20, data.length, 4], [24, data.length, 4], [28, nameBytes.length, 2], [30, 0, 2],
-       [32, 0, 2], [34, 0, 2], [36, 0, 2], [38, 0, 4], [42, offset, 4]]
-        .forEach(([at, v, n]) => n === 4 ? cd.setUint32(at, v, true) : cd.setUint16(at, v, true));
+      [
+        [0, 0x02014b50, 4],
+        [4, 20, 2],
+        [6, 20, 2],
+        [8, 0x0800, 2],
+        [10, 0, 2],
+        [12, 0, 2],
+        [14, 0x21, 2],
+        [16, crc, 4],
+        [20, data.length, 4],
+        [24, data.length, 4],
+        [28, nameBytes.length, 2],
+        [30, 0, 2],
+        [32, 0, 2],
+        [34, 0, 2],
+        [36, 0, 2],
+        [38, 0, 4],
+        [42, offset, 4],
+      ].forEach(([at, v, n]) => (n === 4 ? cd.setUint32(at, v, true) : cd.setUint16(at, v, true)));
       parts.push(local.buffer, nameBytes, data);
       central.push(cd.buffer, nameBytes);
       offset += 30 + nameBytes.length + data.length;
     }
-    const cdSize = central.reduce((s, p) => s + p.byteLength, 0), end = new DataView(new ArrayBuffer(22));
-    [[0, 0x06054b50, 4], [4, 0, 2], [6, 0, 2], [8, files.length, 2], [10, files.length, 2], [12, cdSize, 4],
-     [16, offset, 4], [20, 0, 2]].forEach(([at, v, n]) => n === 4 ? end.setUint32(at, v, true) : end.setUint16(at, v, true));
+    const cdSize = central.reduce((s, p) => s + p.byteLength, 0),
+      end = new DataView(new ArrayBuffer(22));
+    [
+      [0, 0x06054b50, 4],
+      [4, 0, 2],
+      [6, 0, 2],
+      [8, files.length, 2],
+      [10, files.length, 2],
+      [12, cdSize, 4],
+      [16, offset, 4],
+      [20, 0, 2],
+    ].forEach(([at, v, n]) => (n === 4 ? end.setUint32(at, v, true) : end.setUint16(at, v, true)));
     return new Blob([...parts, ...central, end.buffer], { type: "application/zip" });
   }
 
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-  const fmtBytes = (n) => n > 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} KB`;
+  const fmtBytes = (n) =>
+    n > 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} KB`;
 
   /**
    * Wire a page: file choice (drop zone, picker, sample button), submission as a job, progress, errors, result.
@@ -107,13 +155,22 @@ const Puyu = (() => {
    *        sample: {url, name}, render(result, job): fill #result}
    */
   function app(opts) {
-    const body = document.body, form = $("#upload"), input = $("#file"), drop = $("#drop"), run = $("#run");
-    const chosen = $("#chosen"), errorBox = $("#error"), status = $("#status"), bar = $(".progress", status);
+    const body = document.body,
+      form = $("#upload"),
+      input = $("#file"),
+      drop = $("#drop"),
+      run = $("#run");
+    const chosen = $("#chosen"),
+      errorBox = $("#error"),
+      status = $("#status"),
+      bar = $(".progress", status);
     const resultBox = $("#result");
     let files = [];
     let busy = false;
 
-    function setState(s) { body.dataset.state = s; }
+    function setState(s) {
+      body.dataset.state = s;
+    }
     setState("idle");
 
     function showError(title, detail) {
@@ -134,26 +191,46 @@ const Puyu = (() => {
       files = Array.from(list || []);
       if (!opts.multiple && files.length > 1) files = files.slice(0, 1);
       const total = files.reduce((s, f) => s + f.size, 0);
-      chosen.textContent = files.length === 0 ? "" : files.length === 1 ? `${files[0].name} (${fmtBytes(total)})`
-        : `${files.length} files (${fmtBytes(total)}), sent as one zip`;
+      chosen.textContent =
+        files.length === 0
+          ? ""
+          : files.length === 1
+            ? `${files[0].name} (${fmtBytes(total)})`
+            : `${files.length} files (${fmtBytes(total)}), sent as one zip`;
       refresh();
     }
-    function refresh() { run.disabled = busy || !(files.length || (opts.text && opts.text())); }
+    function refresh() {
+      run.disabled = busy || !(files.length || (opts.text && opts.text()));
+    }
 
     input.addEventListener("change", () => choose(input.files));
-    drop.addEventListener("click", (e) => { if (e.target === drop) input.click(); });
-    drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+    drop.addEventListener("click", (e) => {
+      if (e.target === drop) input.click();
+    });
+    drop.addEventListener("dragover", (e) => {
+      e.preventDefault();
+      drop.classList.add("over");
+    });
     drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-    drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); choose(e.dataTransfer.files); });
+    drop.addEventListener("drop", (e) => {
+      e.preventDefault();
+      drop.classList.remove("over");
+      choose(e.dataTransfer.files);
+    });
     form.addEventListener("input", refresh);
-    form.addEventListener("submit", (e) => { e.preventDefault(); submit(); });
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      submit();
+    });
 
     // what this server accepts, and whether it wants a key
     api("server.json").then((res) => {
       if (!res.ok) return;
-      const info = res.body, v = info.verticals[opts.vertical];
+      const info = res.body,
+        v = info.verticals[opts.vertical];
       $("#model").textContent = `model: ${info.model}`;
-      $("#accepts").textContent = v ? `Accepted: ${v.suffixes.join(" ")} · up to ${info.max_upload_mb} MB per upload`
+      $("#accepts").textContent = v
+        ? `Accepted: ${v.suffixes.join(" ")} · up to ${info.max_upload_mb} MB per upload`
         : `This server does not offer the ${opts.vertical} vertical.`;
       if (info.keys_required) $("details.key").open = true;
     });
@@ -163,7 +240,9 @@ const Puyu = (() => {
 
     const sampleBtn = $("#sample");
     if (opts.sample && sampleBtn) {
-      fetch(opts.sample.url, { method: "HEAD" }).then((r) => { sampleBtn.hidden = !r.ok; });
+      fetch(opts.sample.url, { method: "HEAD" }).then((r) => {
+        sampleBtn.hidden = !r.ok;
+      });
       sampleBtn.addEventListener("click", async () => {
         const r = await fetch(opts.sample.url);
         if (!r.ok) return showError("The sample is not available", `${opts.sample.url}: HTTP ${r.status}`);
@@ -172,20 +251,30 @@ const Puyu = (() => {
       });
     } else if (sampleBtn) sampleBtn.hidden = true;
 
-    function upload(formData) {  // XMLHttpRequest: it reports upload progress, fetch does not
+    function upload(formData) {
+      // XMLHttpRequest: it reports upload progress, fetch does not
       return new Promise((resolve) => {
         const xhr = new XMLHttpRequest();
         xhr.open("POST", "/v1/jobs");
         for (const [k, v] of Object.entries(authHeaders())) xhr.setRequestHeader(k, v);
-        xhr.upload.onprogress = (e) => e.lengthComputable && progress(e.loaded / e.total * 0.1,
-          `uploading ${fmtBytes(e.loaded)} of ${fmtBytes(e.total)}`);
+        xhr.upload.onprogress = (e) =>
+          e.lengthComputable &&
+          progress((e.loaded / e.total) * 0.1, `uploading ${fmtBytes(e.loaded)} of ${fmtBytes(e.total)}`);
         xhr.onload = () => {
           let b = null;
-          try { b = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+          try {
+            b = JSON.parse(xhr.responseText);
+          } catch (e) {
+            /* not JSON */
+          }
           resolve({ status: xhr.status, ok: xhr.status >= 200 && xhr.status < 300, body: b });
         };
-        xhr.onerror = () => resolve({ status: 0, ok: false, body: { error: { message: "the upload was interrupted: "
-          + "the server cannot be reached" } } });
+        xhr.onerror = () =>
+          resolve({
+            status: 0,
+            ok: false,
+            body: { error: { message: "the upload was interrupted: " + "the server cannot be reached" } },
+          });
         xhr.send(formData);
       });
     }
@@ -194,8 +283,11 @@ const Puyu = (() => {
       if (busy) return;
       const text = opts.text ? opts.text() : "";
       if (!files.length && !text) return;
-      busy = true; refresh();
-      errorBox.hidden = true; resultBox.hidden = true; resultBox.replaceChildren();
+      busy = true;
+      refresh();
+      errorBox.hidden = true;
+      resultBox.hidden = true;
+      resultBox.replaceChildren();
       setState("uploading");
       const label = files.length > 1 ? `${files.length} files` : files.length ? files[0].name : "the text";
       try {
@@ -210,8 +302,13 @@ const Puyu = (() => {
         progress(0, "uploading");
         const sent = await upload(fd);
         if (!sent.ok) {
-          const what = { 413: "too large", 415: "not accepted", 401: "refused: an API key is needed",
-                         429: "refused: too many requests", 503: "refused: the server is busy" }[sent.status];
+          const what = {
+            413: "too large",
+            415: "not accepted",
+            401: "refused: an API key is needed",
+            429: "refused: too many requests",
+            503: "refused: the server is busy",
+          }[sent.status];
           return showError(`${label} was ${what || "refused"}`, messageOf(sent));
         }
         const job = await poll(sent.body.id, label);
@@ -219,10 +316,11 @@ const Puyu = (() => {
         const res = await api(`/v1/jobs/${job.id}/result`);
         const result = res.body && res.body.result;
         if (!res.ok || !result) return showError(`No result for ${label}`, messageOf(res));
-        if (result.blocked) return showError("The answer was withheld by the safety filter", result.message || result.reason);
+        if (result.blocked)
+          return showError("The answer was withheld by the safety filter", result.message || result.reason);
         const listing = await api(`/v1/jobs/${job.id}/artifacts`);
         const artifacts = {};
-        for (const a of (listing.ok ? listing.body.artifacts : [])) artifacts[a.name] = a;
+        for (const a of listing.ok ? listing.body.artifacts : []) artifacts[a.name] = a;
         status.hidden = true;
         resultBox.hidden = false;
         await opts.render(result, { job, artifacts, files });
@@ -230,7 +328,8 @@ const Puyu = (() => {
       } catch (e) {
         showError("The page hit an error", String(e));
       } finally {
-        busy = false; refresh();
+        busy = false;
+        refresh();
       }
     }
 
@@ -238,9 +337,16 @@ const Puyu = (() => {
       const t0 = Date.now();
       for (;;) {
         const res = await api(`/v1/jobs/${id}`);
-        if (!res.ok) { showError("Lost track of the job", messageOf(res)); return null; }
-        const job = res.body, secs = ((Date.now() - t0) / 1000).toFixed(0);
-        if (job.status === "done") { progress(1, "done"); return job; }
+        if (!res.ok) {
+          showError("Lost track of the job", messageOf(res));
+          return null;
+        }
+        const job = res.body,
+          secs = ((Date.now() - t0) / 1000).toFixed(0);
+        if (job.status === "done") {
+          progress(1, "done");
+          return job;
+        }
         if (job.status === "failed") {
           showError(`${label} could not be processed`, job.error || "the job failed");
           return null;

@@ -4,14 +4,10 @@ The JSON result carries what a program needs; a person also wants the pictures a
 results keep out of their JSON (they are large). When a job finishes, :func:`write_artifacts` asks the result
 for each rendering it offers, found by what the result can do:
 
-===================  ==========================================  =============================================
-file                 made by                                     verticals
-===================  ==========================================  =============================================
-``report.html``      ``result.to_html()``                        medical (key slices), legal, service
-``report.pdf``       ``result.to_pdf(path)``                     legal (page images with clauses and signatures)
-``page-<n>.png``     ``result.page_images`` (base64 PNG by page) legal
-``reply.wav``        ``result.save(path)`` when it has audio     service (the spoken reply)
-===================  ==========================================  =============================================
+- ``report.html``: ``result.to_html()`` (medical: with the key slices; legal; service)
+- ``report.pdf``: ``result.to_pdf(path)`` (legal: the page images with clauses and signatures drawn)
+- ``page-<n>.png``: ``result.page_images``, base64 PNG by page (legal)
+- ``reply.wav``: ``result.save(path)`` when ``result.reply_audio`` is set (service: the spoken reply)
 
 Text renderings are made from the result *after* PII masking (the same masked JSON the caller gets), so a
 report never shows what the JSON hides; images and audio are copied as they are.

@@ -89,6 +89,7 @@ class Page:
 
     def __init__(self, browser, base: str, request):
         self.context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        self.context.set_default_timeout(120_000)  # generous: CI machines are often shared and slow
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
@@ -100,15 +101,13 @@ class Page:
         self.page.wait_for_load_state("networkidle")
         return self.page
 
-    def run(self, files=None, state: str = "done", timeout_s: float = 120):
+    def run(self, files=None, state: str = "done", timeout_s: float = 300):
         """Choose ``files`` (a path, or a list of paths), press the run button, wait for the page to settle."""
         page = self.page
         if files is not None:
             page.set_input_files("#file", files)
         page.click("#run")
         page.wait_for_selector(f"body[data-state={state}]", timeout=timeout_s * 1000)
-        if state == "error":
-            page.wait_for_selector("body[data-state=error]")
         return page
 
     def shot(self, name: str) -> Path:
@@ -120,17 +119,27 @@ class Page:
         self.context.close()
 
 
-@pytest.fixture
-def tab(browser, server, request):
-    t = Page(browser, server.url, request)
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if call.when == "call":
+        item.call_failed = outcome.get_result().failed
+
+
+def _tab(browser, srv, request):
+    t = Page(browser, srv.url, request)
     yield t
+    if getattr(request.node, "call_failed", False):  # what the page showed when the test failed
+        t.shot(f"FAILED-{t.test}")
     t.close()
     assert not t.errors, f"script errors on the page: {t.errors}"
+
+
+@pytest.fixture
+def tab(browser, server, request):
+    yield from _tab(browser, server, request)
 
 
 @pytest.fixture
 def real_tab(browser, real_server, request):
-    t = Page(browser, real_server.url, request)
-    yield t
-    t.close()
-    assert not t.errors, f"script errors on the page: {t.errors}"
+    yield from _tab(browser, real_server, request)

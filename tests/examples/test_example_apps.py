@@ -32,7 +32,7 @@ def test_medical_series_zip(tab, samples):
     page = tab.open("/apps/medical.html")
     assert "Accepted:" in page.text_content("#accepts")
     page.fill("#history", "Jane Doe, 61, former smoker (40 pack-years).")
-    tab.run(samples / "medical" / "series.zip", timeout_s=240)
+    tab.run(samples / "medical" / "series.zip", timeout_s=600)
     assert page.text_content("#lung-rads") == "Lung-RADS 4A"  # solid 9 mm and part-solid 16/7 mm: 4A
     sizes = _image_sizes(page, "#key-slices img")
     assert len(sizes) == 3 and min(sizes) > 128  # one per nodule: the slice and a zoomed crop, contour drawn
@@ -56,7 +56,7 @@ def test_medical_several_files_are_zipped_in_the_page(tab, tmp_path):
     page = tab.open("/apps/medical.html")
     page.set_input_files("#file", renamed)
     assert "12 files" in page.text_content("#chosen")
-    tab.run(timeout_s=240)
+    tab.run(timeout_s=600)
     assert "12 slices" in page.text_content("#result")
     tab.shot("medical-several-files")
 
@@ -93,6 +93,21 @@ def test_service_call_on_the_embedded_model(real_tab, samples):
     assert page.eval_on_selector("#reply-audio", "a => a.duration") > 0.5  # the spoken reply plays
     assert page.eval_on_selector("#caller-audio", "a => a.duration") > 1.0
     real_tab.shot("service")
+
+
+def test_service_text_tickets_in_one_conversation(tab):
+    page = tab.open("/apps/service.html")
+    page.fill("#ticket", "My parcel has not arrived yet, where is the delivery?")
+    tab.run()
+    assert page.text_content("#intent") == "order_status"
+    assert page.locator("#caller-audio").count() == 0 and page.locator("#reply-audio").count() == 1
+    first = page.text_content("#session")
+    assert first.endswith("turn 1")
+    page.check("#same-session")
+    page.fill("#ticket", "It is late again and I am really annoyed, this is the second time.")
+    tab.run()
+    assert page.text_content("#session") == first.replace("turn 1", "turn 2")  # the same conversation
+    tab.shot("service-text")
 
 
 def _error(tab, path: str, files) -> str:
@@ -134,5 +149,5 @@ def test_bad_uploads_show_a_message_and_the_server_keeps_serving(tab, tmp_path, 
     page.fill("#max-explanations", "0")
     page.wait_for_selector("#sample:not([hidden])")
     page.click("#sample")
-    page.wait_for_selector("body[data-state=done]", timeout=120_000)
+    page.wait_for_selector("body[data-state=done]", timeout=300_000)
     assert page.locator("#risks li").count() >= 5
