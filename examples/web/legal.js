@@ -201,7 +201,10 @@
     multiple: false,
     render,
     params: () => {
-      const p = { lang: $("#lang").value, max_explanations: Number($("#max-explanations").value || 0) };
+      // the base model explains flagged clauses (max_explanations); with the legal adapter the model reviews
+      // clauses, flagged ones first (max_reviews): one bound for both
+      const n = Number($("#model-clauses").value || 0);
+      const p = { lang: $("#lang").value, max_explanations: n, max_reviews: n };
       if ($("#password").value) p.password = $("#password").value;
       return p;
     },

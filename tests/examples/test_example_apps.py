@@ -65,7 +65,7 @@ def test_legal_contract(tab, samples):
     pdf = samples / "legal" / "contract_en_digital.pdf"
     truth = json.loads((samples / "legal" / "contract_en_digital.pdf.truth.json").read_text())
     page = tab.open("/apps/legal.html")
-    page.fill("#max-explanations", "1")
+    page.fill("#model-clauses", "1")
     tab.run(pdf)
     shown = set(page.eval_on_selector_all("#risks li", "items => items.map(li => li.dataset.category)"))
     assert set(truth["risks"]) <= shown
@@ -146,7 +146,7 @@ def test_bad_uploads_show_a_message_and_the_server_keeps_serving(tab, tmp_path, 
         tab.shot(f"error-{name}")
     assert httpx.get(f"{server.url}/healthz").json()["status"] == "ok"
     page = tab.open("/apps/legal.html")  # and a good upload still works: the page's own sample button
-    page.fill("#max-explanations", "0")
+    page.fill("#model-clauses", "0")
     page.wait_for_selector("#sample:not([hidden])")
     page.click("#sample")
     page.wait_for_selector("body[data-state=done]", timeout=300_000)
