@@ -82,7 +82,15 @@
           "tr",
           {},
           el("th", {}, "intent"),
-          el("td", {}, el("b", { id: "intent" }, r.intent), ` (${Math.round(r.intent_confidence * 100)} %)`),
+          el(
+            "td",
+            {},
+            el("b", { id: "intent" }, r.intent),
+            ` (${Math.round(r.intent_confidence * 100)} %)`,
+            r.model_intent
+              ? el("span", { class: "muted", id: "model-intent" }, ` · the model says: ${r.model_intent}`)
+              : null,
+          ),
         ),
         el(
           "tr",
