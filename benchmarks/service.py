@@ -1,13 +1,15 @@
 """Customer-service latency on CPU: real-time factor per stage and time to first audio.
 
 In one run, on calls synthesised with espeak-ng:
-  * per stage: load + VAD, ASR (faster-whisper int8 against float32; openai-whisper when it is installed and a
-    checkpoint is given), LLM, TTS (espeak-ng against flite) as real-time factors (compute s / audio s);
+  * per stage: load + VAD, ASR (faster-whisper int8 and float32 against openai-whisper float32 on the same
+    weights: the embedded CTranslate2 Whisper converted by puyu_apps.service.whisper_convert), LLM, TTS (espeak-ng
+    against flite) as real-time factors (compute s / audio s), with the ASR word error rates;
   * time to first audio: sentence-by-sentence streaming against speaking the whole answer after generation;
   * dialogue turns: the prompt tokens each turn re-encodes (what KV-cache reuse across turns would skip; the
     reuse itself is later work of the engine issue) and the time to first token per turn.
 
     .venv/bin/python benchmarks/service.py [--model smollm2-135m-instruct] [--turns 3] [--tokens 48]
+        [--whisper tiny.en|base] [--threads 2] [--asr-only] [--openai-whisper-checkpoint FILE.pt]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 from puyu_apps.core import GenerationConfig
+from puyu_apps.errors import PuyuError
 from puyu_apps.service import CustomerServicePipeline
 from puyu_apps.service.asr import FasterWhisperASR, OpenAIWhisperASR, word_error_rate
 from puyu_apps.service.audio import SAMPLE_RATE, detect_speech, load_audio, trim
@@ -40,7 +43,11 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--turns", type=int, default=3)
     ap.add_argument("--tokens", type=int, default=48)
-    ap.add_argument("--openai-whisper-checkpoint", help="a local openai-whisper .pt file to compare")
+    ap.add_argument("--openai-whisper-checkpoint",
+                    help="an openai-whisper .pt file (default: the embedded Whisper converted from CTranslate2)")
+    ap.add_argument("--whisper", default="tiny.en", choices=["tiny.en", "base"], help="embedded Whisper model")
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads of both ASR engines")
+    ap.add_argument("--asr-only", action="store_true", help="stop after the ASR comparison")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="puyu-svc-bench-"))
     wavs = []
@@ -59,28 +66,46 @@ def main() -> None:
     audio_s = sum(c.duration_s for c, _ in clips)
     print(f"{len(clips)} calls, {audio_s:.1f} s audio; load+resample+VAD RTF {t_load / audio_s:.4f}")
 
-    print("== ASR (same audio)")
-    engines = {"faster-whisper int8": lambda: FasterWhisperASR(compute_type="int8"),
-               "faster-whisper float32": lambda: FasterWhisperASR(compute_type="float32")}
-    if args.openai_whisper_checkpoint:
-        engines["openai-whisper"] = lambda: OpenAIWhisperASR(args.openai_whisper_checkpoint)
-    else:
-        print("openai-whisper: not compared (not installed by default, no offline checkpoint; "
-              "pass --openai-whisper-checkpoint FILE.pt)")
-    rtfs = {}
+    print(f"== ASR (same audio, Whisper {args.whisper}, greedy, word timestamps, {args.threads} threads)")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    engines = {"faster-whisper int8": lambda: FasterWhisperASR(model=args.whisper, compute_type="int8",
+                                                               threads=args.threads),
+               "faster-whisper float32": lambda: FasterWhisperASR(model=args.whisper, compute_type="float32",
+                                                                  threads=args.threads),
+               # the same weights converted by puyu_apps.service.whisper_convert (or a given .pt)
+               "openai-whisper float32": lambda: OpenAIWhisperASR(args.openai_whisper_checkpoint,
+                                                                  model=args.whisper)}
+    rtfs, texts = {}, {}
     for name, make in engines.items():
-        asr, t_init = timed(make)
-        asr.transcribe([trim(*clips[0])[0]])  # warm
-        t_all, wers = 0.0, []
+        try:
+            asr, t_init = timed(make)
+        except PuyuError as exc:
+            print(f"{name:24s} skipped: {exc}")
+            continue
+        asr.transcribe([trim(*clips[0])[0]])  # warm (openai-whisper compiles its numba DTW on the first call)
+        t_all, wers, texts[name] = 0.0, [], []
         for (clip, regions), text in zip(clips, CALLS):
             tr = asr.transcribe(trim(clip, regions), [s for s, _ in regions])
             t_all += tr.elapsed_s
             wers.append(word_error_rate(text, tr.text))
+            texts[name].append(tr.text)
         rtfs[name] = t_all / audio_s
-        print(f"{name:24s} load {t_init:5.2f} s | RTF {rtfs[name]:.3f} | mean WER {sum(wers) / len(wers):.3f}")
-    base = rtfs["faster-whisper int8"]
+        print(f"{name:24s} load {t_init:5.2f} s | RTF {rtfs[name]:.3f} | mean WER {sum(wers) / len(wers):.3f} "
+              f"(per call {' '.join(f'{w:.2f}' for w in wers)})")
+    base = rtfs.get("faster-whisper int8")
     for name, r in rtfs.items():
-        print(f"  {name}: {r / base:.2f}x the time of faster-whisper int8")
+        if base:
+            print(f"  {name}: {r / base:.2f}x the time of faster-whisper int8")
+    ow, fw = texts.get("openai-whisper float32"), texts.get("faster-whisper float32")
+    if ow and fw:
+        ratio = rtfs["openai-whisper float32"] / rtfs["faster-whisper float32"]
+        between = sum(word_error_rate(a, b) for a, b in zip(fw, ow)) / len(ow)
+        print(f"  openai-whisper / faster-whisper float32 time ratio {ratio:.2f}; "
+              f"WER between their transcripts {between:.3f}")
+    if args.asr_only:
+        return
 
     print("== TTS")
     reply = "Refunds are issued to the original payment method within five business days. Damaged items are " \

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -66,6 +67,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--params must be a JSON object, got {type(params).__name__}")
     if args.history:
         params.setdefault("history", args.history)
+    if args.asr:
+        from .pipelines.plugins import get
+
+        if "asr" not in inspect.signature(get(args.vertical).__init__).parameters:
+            raise InvalidInputError(f"--asr applies to verticals that take audio (service), not {args.vertical!r}")
+        kwargs["asr"] = args.asr
     pipe = pipeline(args.vertical, **kwargs)
     inputs: Any = args.inputs[0] if len(args.inputs) == 1 else list(args.inputs)
     con = _console()
@@ -198,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--adapter", help="adapter folder, or 'none' for the base model")
     s.add_argument("--params", help="JSON object of extra call parameters, e.g. '{\"language\": \"zh\"}'")
     s.add_argument("--history", help="clinical history / context text, for verticals that take one (medical)")
+    s.add_argument("--asr", help="speech recognition engine, for verticals that take audio (service): "
+                                 "faster-whisper (default) | openai-whisper")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("chat", help="interactive streaming chat")

