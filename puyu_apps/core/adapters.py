@@ -60,6 +60,24 @@ def write_adapter_meta(path: Path, model: Any, base_name: str, **extra: Any) -> 
     (Path(path) / ADAPTER_META).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
+def check_new_adapter(name: str, path: Path, loaded: dict[str, Path], base_name: str,
+                      fingerprint: str) -> dict[str, Any]:
+    """Validate a name and an adapter folder before loading (any backend); returns its metadata."""
+    if not isinstance(name, str) or not name.strip():
+        raise AdapterError(f"adapter name must be a non-empty string, got {name!r}")
+    if name in loaded:
+        raise AdapterError(f"an adapter named {name!r} is already loaded; unload it first")
+    meta = read_adapter_meta(path)
+    want = meta.get("base_fingerprint")
+    if want and want != fingerprint:
+        raise AdapterMismatchError(
+            f"adapter {name!r} at {path} was trained for base model {meta.get('base_model')!r} "
+            f"(fingerprint {want}), not for the loaded {base_name!r} (fingerprint {fingerprint}); "
+            f"load the base model it was made for, or retrain it with `puyu finetune`"
+        )
+    return meta
+
+
 class AdapterSet:
     """The LoRA adapters attached to one base model.
 
@@ -84,18 +102,7 @@ class AdapterSet:
         from peft import PeftModel
 
         path = Path(path)
-        if not isinstance(name, str) or not name.strip():
-            raise AdapterError(f"adapter name must be a non-empty string, got {name!r}")
-        if name in self.paths:
-            raise AdapterError(f"an adapter named {name!r} is already loaded; unload it first")
-        meta = read_adapter_meta(path)
-        want = meta.get("base_fingerprint")
-        if want and want != self.fingerprint:
-            raise AdapterMismatchError(
-                f"adapter {name!r} at {path} was trained for base model {meta.get('base_model')!r} "
-                f"(fingerprint {want}), not for the loaded {self.base_name!r} (fingerprint {self.fingerprint}); "
-                f"load the base model it was made for, or retrain it with `puyu finetune`"
-            )
+        meta = check_new_adapter(name, path, self.paths, self.base_name, self.fingerprint)
         key = self._new_key(name)
         try:
             if isinstance(self.model, PeftModel):

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 _DTYPES = ("float32", "bfloat16", "float16", "auto")
+_BACKENDS = ("auto", "transformers", "llama.cpp")
+_GGUF_FORMATS = ("f32", "f16", "q8_0", "q5_0", "q4_0", "q4_1")
 
 
 @dataclass
@@ -16,6 +18,11 @@ class LoadConfig:
     asked for by name and is missing raises :class:`~puyu_apps.errors.DeviceUnavailableError`: nothing falls back.
     ``dtype``: ``"float32"``, ``"bfloat16"``, ``"float16"`` or ``"auto"`` (bfloat16 on CUDA, float32 on CPU).
     ``max_context``: cap on prompt + generated tokens (default: the model's own window).
+    ``backend``: ``"auto"`` (llama.cpp for GGUF models on the CPU when llama-cpp-python is installed, else
+    transformers; see :mod:`puyu_apps.engine.backend`), ``"transformers"`` or ``"llama.cpp"``.
+    ``gguf_format``: llama.cpp backend only: run the weights re-exported to this GGUF type (``"q8_0"``,
+    ``"q4_0"``, ``"f16"``, ``"f32"``, ``"q5_0"``, ``"q4_1"``; written once into the cache) instead of the file
+    as shipped. ``None``: the model's own GGUF file (or F32 for a transformers source).
     """
 
     device: str = "cpu"
@@ -23,8 +30,15 @@ class LoadConfig:
     trust_remote_code: bool = False
     max_context: int | None = None
     threads: int | None = None
+    backend: str = "auto"
+    gguf_format: str | None = None
 
     def __post_init__(self) -> None:
+        if self.gguf_format is not None and self.gguf_format not in _GGUF_FORMATS:
+            raise ValueError(f"LoadConfig.gguf_format must be one of {_GGUF_FORMATS} or None, "
+                             f"got {self.gguf_format!r}")
+        if self.backend not in _BACKENDS:
+            raise ValueError(f"LoadConfig.backend must be one of {_BACKENDS}, got {self.backend!r}")
         if self.dtype not in _DTYPES:
             raise ValueError(f"LoadConfig.dtype must be one of {_DTYPES}, got {self.dtype!r}")
         if not (self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")):

@@ -14,6 +14,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
+from ..engine.metrics import generation_metrics
 from ..errors import InvalidInputError, PromptTooLongError
 from .adapters import AdapterSet
 from .config import GenerationConfig, LoadConfig
@@ -84,10 +85,23 @@ class LanguageModel:
         trust_remote_code: bool = False,
         threads: int | None = None,
         adapters: dict[str, str | Path] | None = None,
+        backend: str = "auto",
+        gguf_format: str | None = None,
     ) -> "LanguageModel":
+        """``backend``: ``"auto"`` (llama.cpp for GGUF models on the CPU when llama-cpp-python is installed),
+        ``"transformers"`` or ``"llama.cpp"``; see :mod:`puyu_apps.engine.backend`. ``info()`` says what runs.
+        ``gguf_format``: on llama.cpp, the GGUF weight type to run (see :class:`LoadConfig`)."""
         cfg = LoadConfig(device=device, dtype=dtype, max_context=max_context,
-                         trust_remote_code=trust_remote_code, threads=threads)
-        lm = cls(load(name_or_path, cfg), cfg)
+                         trust_remote_code=trust_remote_code, threads=threads, backend=backend,
+                         gguf_format=gguf_format)
+        from ..engine.backend import choose_backend, open_llamacpp
+
+        chosen, note = choose_backend(name_or_path, cfg)
+        if chosen == "llama.cpp":
+            lm = open_llamacpp(name_or_path, cfg, note)
+        else:
+            lm = cls(load(name_or_path, cfg), cfg)
+            lm._backend_note = note
         for name, path in (adapters or {}).items():
             lm.load_adapter(name, path)
         return lm
@@ -186,8 +200,10 @@ class LanguageModel:
         ttft = 0.0
         finish = "length"
         ids: list[int] = []
+        times: list[float] = []
         with self._lock, self.adapters.use(adapter) as model:
             for tid in decode_tokens(model, input_ids, cfg, self._eos):
+                times.append(time.perf_counter())
                 if not ids:
                     ttft = time.perf_counter() - t0
                 if tid in self._eos:
@@ -209,7 +225,14 @@ class LanguageModel:
             text=acc.text, finish_reason=finish, prompt_tokens=int(input_ids.shape[1]), completion_tokens=n,
             token_ids=ids, adapter=adapter, ttft_s=ttft, total_s=total,
             tokens_per_s=(n - 1) / (total - ttft) if n > 1 and total > ttft else 0.0, backend=BACKEND,
+            **generation_metrics(times, ids, self._loaded.weight_format),
         )
+
+    #: prefix reuse across requests: only the llama.cpp backend keeps KV cells between requests
+    prefix_cache = False
+
+    def clear_prefix_cache(self) -> None:
+        """Forget KV cells kept for prefix reuse (nothing is kept on this backend)."""
 
     # -- introspection ------------------------------------------------------------------------------------
     def info(self) -> EngineInfo:
@@ -222,6 +245,7 @@ class LanguageModel:
             source=self._loaded.source, adapters=self.adapters.names, merged_adapters=self.adapters.merged,
             threads=torch.get_num_threads(),
             versions={"torch": torch.__version__, "transformers": transformers.__version__},
+            backend_note=getattr(self, "_backend_note", ""),
         )
 
 
@@ -230,10 +254,11 @@ _SHARED_LOCK = threading.Lock()
 
 
 def shared_model(name_or_path: str | Path = DEFAULT_MODEL, *, device: str = "cpu",
-                 dtype: str = "auto") -> LanguageModel:
-    """One loaded copy per (model, device, dtype) in this process, shared by every pipeline."""
-    key = (str(name_or_path), device, dtype)
+                 dtype: str = "auto", backend: str = "auto") -> LanguageModel:
+    """One loaded copy per (model, device, dtype, backend) in this process, shared by every pipeline.
+    ``backend="auto"`` runs GGUF models on llama.cpp on the CPU when it is installed."""
+    key = (str(name_or_path), device, dtype, backend)
     with _SHARED_LOCK:
         if key not in _SHARED:
-            _SHARED[key] = LanguageModel.load(name_or_path, device=device, dtype=dtype)
+            _SHARED[key] = LanguageModel.load(name_or_path, device=device, dtype=dtype, backend=backend)
         return _SHARED[key]

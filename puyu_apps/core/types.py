@@ -21,6 +21,7 @@ class EngineInfo(BaseModel):
     merged_adapters: list[str] = []
     threads: int
     versions: dict[str, str] = {}
+    backend_note: str = Field(default="", description="why this backend runs (backend='auto' says what it chose)")
 
 
 class GenerationResult(BaseModel):
@@ -34,3 +35,9 @@ class GenerationResult(BaseModel):
     total_s: float
     tokens_per_s: float = Field(description="decode throughput after the first token")
     backend: str
+    weight_format: str | None = Field(default=None, description="weights that ran, e.g. 'GGUF Q4_1 (run by llama.cpp)'")
+    itl_p50_s: float | None = Field(default=None, description="inter-token latency, median, seconds")
+    itl_p99_s: float | None = Field(default=None, description="inter-token latency, 99th percentile, seconds")
+    repetition_rate: float | None = Field(default=None, description="share of repeated 4-grams in the output")
+    cached_tokens: int = Field(default=0, description="prompt tokens whose KV cache was reused from an earlier "
+                                                      "request (shared system prompt, earlier turns), not re-read")

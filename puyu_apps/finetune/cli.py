@@ -84,7 +84,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     examples = load_jsonl(args.data)[: args.limit] if args.limit else load_jsonl(args.data)
     adapter_dir = Path(args.adapter) if args.adapter else vertical_dir(args.vertical) / "adapter"
     scorer = getattr(get(args.vertical), "eval_scorer", None) if args.vertical else None
-    lm = LanguageModel.load(args.model)
+    lm = LanguageModel.load(args.model, backend="transformers")  # the weights the adapter was trained on
     lm.load_adapter("eval", adapter_dir)
     cfg = FinetuneConfig()
     rows: dict[str, dict[str, float]] = {}

@@ -1,0 +1,412 @@
+"""Continuous batching on llama.cpp: one background thread decodes every active request together.
+
+Each step the scheduler admits waiting requests into free sequence slots (while the KV cache has room for their
+prompt plus their token budget), then, for each group of requests that share the same LoRA adapters, runs one
+``llama_decode`` holding the next token of every generating request and a chunk of every prompt still being
+read; it samples a token per request and hands it to that request's queue. Finished and cancelled requests
+leave between steps and free their slot at once. llama.cpp applies adapters per context, so requests with
+different adapters decode in separate (back-to-back) batches of the same context and the same KV cache.
+
+Prefix reuse (``prefix_cache=True``, the default): a finished request leaves its tokens in its slot's KV cells.
+A new request takes the free slot, or copies (shares) the cells of any slot, holding the longest run of its own
+prompt's first tokens under the same adapters, and reads only the rest of its prompt: a shared system prompt is
+read once, and a conversation's next turn skips every earlier turn. Cached cells are dropped, least recently
+used first, when an admitted request needs the room. ``Request.cached`` says how many prompt tokens were reused.
+
+Callers consume token ids from :class:`Request` (detokenisation, stop strings and metrics happen in the
+caller's thread, in :class:`puyu_apps.engine.model.LlamaCppLanguageModel`).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from ..core.config import GenerationConfig
+from ..errors import PuyuError
+from .llamacpp import Context, LlamaModel, LoraHandle
+
+
+class EngineBusyError(PuyuError):
+    """The request queue is full; retry later (HTTP 503 territory)."""
+
+
+class EngineError(PuyuError):
+    """llama.cpp failed while decoding a request."""
+
+
+_END = None  # queue sentinel: the request ended (token budget used up, or retired)
+
+
+class Request:
+    """One generation request. Iterate :meth:`tokens` (in the caller's thread) to get token ids."""
+
+    __slots__ = ("prompt", "cfg", "adapters", "group", "out", "cancelled", "seq", "n_read", "n_gen", "next_token",
+                 "seen", "generator", "reserve", "done", "t_submit", "generated", "cached")
+
+    def __init__(self, prompt: list[int], cfg: GenerationConfig, adapters: tuple[LoraHandle, ...]):
+        self.prompt = prompt
+        self.cfg = cfg
+        self.adapters = adapters
+        self.group = tuple(id(h) for h in adapters)
+        self.out: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.cancelled = False
+        self.seq = -1
+        self.n_read = 0  # prompt tokens already in the KV cache
+        self.n_gen = 0
+        self.next_token = -1
+        self.seen: list[int] | None = None  # prompt + generated, kept only when a repetition penalty applies
+        self.generator: Any = None
+        self.reserve = len(prompt) + cfg.max_new_tokens
+        self.done = False
+        self.t_submit = time.perf_counter()
+        self.generated: list[int] = []
+        self.cached = 0  # prompt tokens whose KV was reused from an earlier request
+
+    def kv_tokens(self) -> list[int]:
+        """The tokens whose KV this request's sequence holds, from position 0."""
+        if self.n_read < len(self.prompt):
+            return self.prompt[:self.n_read]
+        return self.prompt + self.generated[:max(0, self.n_gen - 1)]
+
+    def get(self, timeout: float | None = None) -> int | None:
+        """The next token id; None at the end. Re-raises an engine error."""
+        item = self.out.get(timeout=timeout)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+
+class _Slot:
+    """What a sequence slot's KV cells hold after its request left (for prefix reuse)."""
+
+    __slots__ = ("tokens", "group", "used")
+
+    def __init__(self) -> None:
+        self.tokens: list[int] = []
+        self.group: tuple[int, ...] = ()
+        self.used = 0.0
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class Scheduler:
+    """Owns one llama.cpp context and the thread that decodes into it."""
+
+    #: shortest shared prefix worth reusing (shorter ones are read again)
+    min_reuse = 4
+
+    def __init__(self, model: LlamaModel, *, n_ctx: int, n_seq: int = 8, n_batch: int = 256, n_threads: int = 2,
+                 max_queue: int = 256, flash_attn: int = -1, prefix_cache: bool = True):
+        self.model = model
+        self.ctx = Context(model, n_ctx=n_ctx, n_seq=n_seq, n_batch=n_batch, n_threads=n_threads,
+                           flash_attn=flash_attn, kv_unified=True)
+        self.n_ctx = self.ctx.n_ctx
+        self.n_seq = n_seq
+        self.max_queue = max_queue
+        self._pending: deque[Request] = deque()
+        self._active: list[Request] = []
+        self._free = list(range(n_seq - 1, -1, -1))
+        self._slots = [_Slot() for _ in range(n_seq)]
+        self.prefix_cache = prefix_cache
+        self._reserved = 0
+        self._retire_adapters: list[LoraHandle] = []
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.stats = {"steps": 0, "decodes": 0, "tokens": 0, "reused": 0}
+
+    # -- the caller's side ------------------------------------------------------------------------------------
+    def submit(self, req: Request) -> Request:
+        if req.reserve > self.n_ctx:
+            raise EngineError(f"the request needs {req.reserve} KV cells (prompt + max_new_tokens) but the context "
+                              f"holds {self.n_ctx}")
+        with self._cond:
+            if self._stop:
+                raise EngineError("the engine was closed")
+            if len(self._pending) >= self.max_queue:
+                raise EngineBusyError(f"the engine queue is full ({self.max_queue} waiting requests); retry later")
+            self._pending.append(req)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="puyu-llama.cpp", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return req
+
+    def cancel(self, req: Request) -> None:
+        """Stop a request (the caller hung up or a stop string matched). Safe at any time, more than once."""
+        if req.done:
+            return
+        req.cancelled = True
+        with self._cond:
+            if req in self._pending:
+                self._pending.remove(req)
+                req.done = True
+            self._cond.notify()
+
+    def release_adapter(self, handle: LoraHandle) -> None:
+        """Free ``handle`` once no admitted or waiting request uses it."""
+        with self._cond:
+            self._retire_adapters.append(handle)
+            self._cond.notify()
+        if self._thread is None or not self._thread.is_alive():
+            self._free_retired()
+
+    def busy(self) -> int:
+        with self._cond:
+            return len(self._active) + len(self._pending)
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        for r in list(self._active) + list(self._pending):
+            r.out.put(EngineError("the engine was closed"))
+        self.ctx.close()
+
+    # -- the engine thread --------------------------------------------------------------------------------------
+    def _free_retired(self) -> None:
+        in_use = {id(h) for r in list(self._active) + list(self._pending) for h in r.adapters}
+        keep = []
+        for h in self._retire_adapters:
+            if id(h) in in_use:
+                keep.append(h)
+            else:
+                self.model.free_lora(h)
+        self._retire_adapters = keep
+
+    def _cached_cells(self, skip: int = -1) -> int:
+        return sum(len(self._slots[q].tokens) for q in self._free if q != skip)
+
+    def _pick_slot(self, req: Request) -> tuple[int, int, int]:
+        """(free slot to use, slot to take the prefix from or -1, prefix length) for ``req``."""
+        best_free, best_free_k = self._free[-1], -1
+        oldest = min(self._free, key=lambda q: (len(self._slots[q].tokens) > 0, self._slots[q].used))
+        src, src_k = -1, 0
+        if self.prefix_cache:
+            limit = len(req.prompt) - 1  # the last prompt token is always read again: its logits start decoding
+            for q in self._free:
+                slot = self._slots[q]
+                k = min(_common_prefix(slot.tokens, req.prompt), limit) if slot.group == req.group else 0
+                if k > best_free_k:
+                    best_free, best_free_k = q, k
+                if k > src_k:
+                    src, src_k = q, k
+            for r in self._active:
+                if r.group == req.group:
+                    k = min(_common_prefix(r.kv_tokens(), req.prompt), limit)
+                    if k > src_k:
+                        src, src_k = r.seq, k
+        if src_k < self.min_reuse:
+            return oldest, -1, 0
+        if src in self._free:
+            return src, src, src_k
+        # the prefix lives in an active sequence: share its cells into the emptiest free slot
+        return oldest, src, src_k
+
+    def _admit(self) -> None:
+        while self._pending and self._free:
+            req = self._pending[0]
+            if req.cancelled:
+                self._pending.popleft()
+                req.done = True
+                continue
+            seq, src, k = self._pick_slot(req)
+            if self._reserved + req.reserve + self._cached_cells(skip=seq) > self.n_ctx:
+                if self._active and self._reserved + req.reserve > self.n_ctx:
+                    break  # wait for room in the KV cache (first come, first served)
+                self._evict(req.reserve, keep=(seq, src))
+            self._pending.popleft()
+            self._free.remove(seq)
+            self._reserved += req.reserve
+            slot = self._slots[seq]
+            if src == seq:
+                self.ctx.remove(seq, k)
+            else:
+                self.ctx.clear(seq)
+                if src >= 0:
+                    self.ctx.copy(src, seq, k)
+            slot.tokens, slot.group = [], req.group
+            req.seq, req.n_read, req.cached = seq, k, k
+            self.stats["reused"] += k
+            if req.cfg.repetition_penalty != 1.0:
+                req.seen = list(req.prompt)
+            if req.cfg.do_sample:
+                import torch
+
+                req.generator = torch.Generator()
+                req.generator.manual_seed(req.cfg.seed if req.cfg.seed is not None else int(time.time_ns() % 2**31))
+            self._active.append(req)
+
+    def clear_cache(self) -> None:
+        """Forget every cached prefix, from any thread: at once when the engine is idle, else before the next
+        admission."""
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():
+                self.drop_cache()
+            else:
+                self._drop_requested = True
+                self._cond.notify()
+
+    _drop_requested = False
+
+    def drop_cache(self) -> None:
+        """Forget every cached prefix (the cells of finished requests). Engine thread, or no engine thread."""
+        self._drop_requested = False
+        for q in self._free:
+            if self._slots[q].tokens:
+                self.ctx.clear(q)
+                self._slots[q].tokens = []
+
+    def _evict(self, need: int, keep: tuple[int, int]) -> None:
+        """Drop cached prefixes (least recently used first) until ``need`` more cells fit."""
+        for q in sorted(self._free, key=lambda q: self._slots[q].used):
+            if self._reserved + need + self._cached_cells() <= self.n_ctx:
+                return
+            if q in keep or not self._slots[q].tokens:
+                continue
+            self.ctx.clear(q)
+            self._slots[q].tokens = []
+
+    def _retire(self, req: Request, error: BaseException | None = None) -> None:
+        req.done = True
+        if req.seq >= 0:
+            slot = self._slots[req.seq]
+            if self.prefix_cache and error is None:
+                slot.tokens, slot.group, slot.used = req.kv_tokens(), req.group, time.perf_counter()
+            else:
+                self.ctx.clear(req.seq)
+                slot.tokens = []
+            self._free.append(req.seq)
+            req.seq = -1
+        self._reserved -= req.reserve
+        req.out.put(error if error is not None else _END)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                for r in [r for r in self._active if r.cancelled]:
+                    self._active.remove(r)
+                    self._retire(r)
+                if self._retire_adapters:
+                    self._free_retired()
+                if self._drop_requested:
+                    self.drop_cache()
+                self._admit()
+                while not self._active and not self._stop:
+                    if not self._pending and not self._cond.wait(timeout=self.idle_exit_s):
+                        if not self._pending and not self._active:
+                            self._thread = None  # idle: end the thread (submit starts another); the
+                            return  # scheduler and its llama.cpp context can then be collected
+                    self._admit()
+                if self._stop:
+                    return
+                active = list(self._active)
+            try:
+                self._step(active)
+            except BaseException as exc:  # never leave callers waiting forever
+                with self._cond:
+                    self.drop_cache()
+                    for r in active:
+                        if r in self._active:
+                            self._active.remove(r)
+                            self._retire(r, exc if isinstance(exc, PuyuError) else EngineError(
+                                f"llama.cpp decode failed: {type(exc).__name__}: {exc}"))
+
+    def _step(self, active: list[Request]) -> None:
+        groups: dict[tuple[int, ...], list[Request]] = {}
+        for r in active:
+            groups.setdefault(r.group, []).append(r)
+        self.stats["steps"] += 1
+        for reqs in groups.values():
+            self._decode_group(reqs)
+
+    def _decode_group(self, reqs: list[Request]) -> None:
+        ctx = self.ctx
+        tokens: list[int] = []
+        positions: list[int] = []
+        seqs: list[int] = []
+        outputs: list[bool] = []
+        owners: list[tuple[int, Request]] = []
+        budget = ctx.n_batch
+        for r in reqs:  # generating requests first: one token each
+            if r.n_read == len(r.prompt) and budget > 0:
+                owners.append((len(tokens), r))
+                tokens.append(r.next_token)
+                positions.append(r.n_read + r.n_gen - 1)
+                seqs.append(r.seq)
+                outputs.append(True)
+                budget -= 1
+        for r in reqs:  # then a chunk of every prompt still being read
+            left = len(r.prompt) - r.n_read
+            if left > 0 and budget > 0:
+                take = min(left, budget)
+                start = r.n_read
+                tokens.extend(r.prompt[start:start + take])
+                positions.extend(range(start, start + take))
+                seqs.extend([r.seq] * take)
+                outputs.extend([False] * (take - 1))
+                last = start + take == len(r.prompt)
+                outputs.append(last)
+                if last:
+                    owners.append((len(tokens) - 1, r))
+                r.n_read += take
+                budget -= take
+        if not tokens:
+            return
+        ctx.set_adapters(reqs[0].adapters)
+        rc = ctx.decode(tokens, positions, seqs, outputs)
+        self.stats["decodes"] += 1
+        self.stats["tokens"] += len(tokens)
+        if rc != 0:
+            raise EngineError(f"llama_decode returned {rc} ({'no room in the KV cache' if rc == 1 else 'error'})")
+        finished: list[Request] = []
+        for idx, r in owners:
+            if r.cancelled:
+                finished.append(r)
+                continue
+            tid = self._sample(r, ctx.logits(idx))
+            r.next_token = tid
+            r.generated.append(tid)
+            r.n_gen += 1
+            if r.seen is not None:
+                r.seen.append(tid)
+            r.out.put(tid)
+            if tid in self.eos or r.n_gen >= r.cfg.max_new_tokens:
+                finished.append(r)
+        if finished:
+            with self._cond:
+                for r in finished:
+                    if r in self._active:
+                        self._active.remove(r)
+                        self._retire(r)
+
+    eos: frozenset[int] = frozenset()
+    #: seconds without work after which the engine thread ends
+    idle_exit_s = 2.0
+
+    @staticmethod
+    def _sample(r: Request, logits: np.ndarray) -> int:
+        cfg = r.cfg
+        if not cfg.do_sample and cfg.repetition_penalty == 1.0:
+            return int(logits.argmax())
+        import torch
+
+        from ..core.sampling import select_next
+
+        row = torch.from_numpy(logits).unsqueeze(0)
+        seen = torch.tensor([r.seen], dtype=torch.long) if r.seen is not None else torch.empty(1, 0, dtype=torch.long)
+        return int(select_next(row, cfg, seen, r.generator).item())

@@ -1,0 +1,63 @@
+"""The embedded model runs on the fast path by default on the CPU (issue 11), and says so everywhere."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from puyu_apps.core import LanguageModel, shared_model
+
+from .conftest import needs_llama
+
+pytestmark = needs_llama
+
+
+@pytest.fixture(scope="module")
+def fast_default():
+    return shared_model()  # what the pipelines use
+
+
+def test_the_embedded_model_loads_on_llama_cpp_by_default(fast_default, monkeypatch):
+    info = fast_default.info()
+    assert info.backend == "llama.cpp" and info.backend_note.startswith("auto")
+    assert info.weight_format == "GGUF Q4_1 (token embedding Q8_0) (run by llama.cpp)"
+    res = fast_default.generate("Name the capital of France.", max_new_tokens=32)
+    assert res.backend == "llama.cpp" and "Paris" in res.text and res.finish_reason == "eos"
+    assert "".join(fast_default.stream("Name the capital of France.", max_new_tokens=32)) == res.text
+    # the environment or an explicit argument still choose transformers
+    monkeypatch.setenv("PUYU_APPS_BACKEND", "transformers")
+    assert LanguageModel.load().info().backend.startswith("transformers")
+
+
+def test_pipelines_and_cli_say_which_backend_ran(fast_default, capsys):
+    from puyu_apps import pipeline
+    from puyu_apps.cli import main
+
+    result = pipeline("chat")("Name one planet of the solar system.", max_new_tokens=12)
+    assert result.engine["backend"] == "llama.cpp"
+    assert main(["info", "--model", "smollm2-135m-instruct"]) == 0
+    engine = json.loads(capsys.readouterr().out)["engine"]
+    assert engine["backend"] == "llama.cpp" and "GGUF Q4_1" in engine["weight_format"]
+
+
+def test_another_gguf_weight_type_runs_with_the_same_tokenizer(tmp_path):
+    lm = LanguageModel.load("smollm2-135m-instruct", gguf_format="q8_0", threads=1)
+    try:
+        assert lm.info().weight_format == "GGUF Q8_0 (run by llama.cpp)"
+        assert "Paris" in lm.generate("Name the capital of France.", max_new_tokens=12).text
+    finally:
+        lm.close()
+
+
+def test_the_shipped_adapters_convert_and_change_the_output(fast_default):
+    from puyu_apps.paths import vertical_dir
+
+    lm = LanguageModel.load(threads=1, adapters={v: vertical_dir(v) / "adapter" for v in ("service",)})
+    try:
+        messages = [{"role": "user", "content": "Where is my parcel? I ordered it a week ago."}]
+        base = lm.generate(messages, max_new_tokens=16)
+        tuned = lm.generate(messages, max_new_tokens=16, adapter="service")
+        assert tuned.text != base.text and tuned.adapter == "service" and tuned.backend == "llama.cpp"
+    finally:
+        lm.close()

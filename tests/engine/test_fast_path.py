@@ -1,0 +1,291 @@
+"""The llama.cpp backend behind LanguageModel: same outputs, adapters, streaming, errors, concurrency."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from puyu_apps import AdapterError, AdapterMismatchError
+from puyu_apps.core import GenerationConfig, LanguageModel
+
+from .conftest import PROMPTS, make_folder_adapter, needs_llama, same_or_near_tie
+
+pytestmark = needs_llama
+
+
+def test_greedy_tokens_equal_transformers_on_an_f32_export(fast_lm, ref_lm):
+    for p in PROMPTS:
+        assert fast_lm.generate(p, max_new_tokens=20).token_ids == ref_lm.generate(p, max_new_tokens=20).token_ids
+
+
+def test_info_and_results_say_what_ran(fast_lm, tiny_folder):
+    info = fast_lm.info()
+    assert info.backend == "llama.cpp" and info.device == "cpu"
+    assert info.weight_format == "GGUF F32 (run by llama.cpp)" and info.quantization == "F32"
+    assert "llama_cpp_python" in info.versions and info.backend_note == "asked for"
+    assert str(tiny_folder) in info.source
+    res = fast_lm.generate("Once upon a time", max_new_tokens=6)
+    assert res.backend == "llama.cpp" and res.weight_format == info.weight_format
+    assert res.itl_p50_s is not None and res.itl_p99_s >= res.itl_p50_s and res.repetition_rate is not None
+
+
+def test_streaming_equals_non_streaming_and_stop_strings(fast_lm, ref_lm):
+    prompt = "The quick brown fox"
+    full = fast_lm.generate(prompt, max_new_tokens=24)
+    stream = fast_lm.stream(prompt, max_new_tokens=24)
+    assert "".join(stream) == full.text and stream.result.token_ids == full.token_ids
+    # a stop string taken from the middle of the output: text cut before it, finish_reason "stop", same as
+    # the transformers path
+    stop = full.text[len(full.text) // 2:][:3]
+    cut_fast = fast_lm.generate(prompt, max_new_tokens=24, stop=[stop])
+    cut_ref = ref_lm.generate(prompt, max_new_tokens=24, stop=[stop])
+    assert cut_fast.finish_reason == "stop" and stop not in cut_fast.text
+    assert (cut_fast.text, cut_fast.token_ids) == (cut_ref.text, cut_ref.token_ids)
+    pieces = list(fast_lm.stream(prompt, max_new_tokens=24, stop=[stop]))
+    assert "".join(pieces) == cut_fast.text
+    short = fast_lm.generate(prompt, max_new_tokens=3)
+    assert short.finish_reason == "length" and short.completion_tokens == 3
+
+
+def test_sampling_parameters_map(fast_lm):
+    cfg = GenerationConfig(max_new_tokens=12, temperature=0.8, top_k=20, top_p=0.9, seed=7)
+    a = fast_lm.generate("Once upon a time", cfg).token_ids
+    b = fast_lm.generate("Once upon a time", cfg).token_ids
+    assert a == b  # the seed makes sampling reproducible
+    assert fast_lm.generate("Once upon a time", cfg.replace(seed=8)).token_ids != a
+    greedy = fast_lm.generate("Once upon a time", max_new_tokens=12).token_ids
+    penalised = fast_lm.generate("Once upon a time", max_new_tokens=12, repetition_penalty=1.5).token_ids
+    assert len(penalised) == 12 and penalised != greedy or len(set(greedy)) == len(greedy)
+
+
+def test_adapters_give_the_adapters_behaviour_and_switch_per_request(tiny_folder, folder_adapters, ref_lm):
+    fast = LanguageModel.load(str(tiny_folder), backend="llama.cpp", threads=1,
+                              adapters={"a": folder_adapters["a"], "b": folder_adapters["b"]})
+    ref_lm.load_adapter("a", folder_adapters["a"])
+    ref_lm.load_adapter("b", folder_adapters["b"])
+    try:
+        assert sorted(fast.info().adapters) == ["a", "b"]
+        for p in PROMPTS[:3]:
+            base = fast.generate(p, max_new_tokens=12).token_ids
+            out_a = fast.generate(p, max_new_tokens=12, adapter="a").token_ids
+            out_b = fast.generate(p, max_new_tokens=12, adapter="b").token_ids
+            assert out_a != base and out_b != base and out_a != out_b
+            assert out_a == ref_lm.generate(p, max_new_tokens=12, adapter="a").token_ids
+            assert out_b == ref_lm.generate(p, max_new_tokens=12, adapter="b").token_ids
+            assert fast.generate(p, max_new_tokens=12).token_ids == base  # back to the base model
+        res = fast.generate(PROMPTS[0], max_new_tokens=4, adapter="a")
+        assert res.adapter == "a"
+    finally:
+        fast.close()
+
+
+def test_adapters_on_every_projection_rslora_and_rank_patterns_match_peft(tiny_folder, tmp_path, ref_lm):
+    """k_proj (permuted with the KV heads), o_proj and the MLP; rsLoRA scaling; per-module rank and alpha."""
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    full = make_folder_adapter(tiny_folder, tmp_path / "full", seed=6, std=0.15, target_modules=targets)
+    rs = make_folder_adapter(tiny_folder, tmp_path / "rs", seed=7, target_modules=targets[:4], use_rslora=True,
+                             rank_pattern={"k_proj": 2}, alpha_pattern={"o_proj": 3.0})
+    fast = LanguageModel.load(str(tiny_folder), backend="llama.cpp", threads=1, adapters={"full": full, "rs": rs})
+    ref_lm.load_adapter("full", full)
+    ref_lm.load_adapter("rs", rs)
+    try:
+        for name in ("full", "rs"):
+            for p in PROMPTS[:3]:
+                got = fast.generate(p, max_new_tokens=12, adapter=name).token_ids
+                assert got == ref_lm.generate(p, max_new_tokens=12, adapter=name).token_ids
+                assert got != fast.generate(p, max_new_tokens=12).token_ids
+    finally:
+        fast.close()
+
+
+def test_mixed_adapters_concurrently_equal_one_at_a_time(tiny_folder, folder_adapters):
+    fast = LanguageModel.load(str(tiny_folder), backend="llama.cpp", threads=1,
+                              adapters={"a": folder_adapters["a"], "b": folder_adapters["b"]})
+    ref = LanguageModel.load(str(tiny_folder), backend="transformers",
+                             adapters={"a": folder_adapters["a"], "b": folder_adapters["b"]})
+    try:
+        jobs = [(p, ad, n) for p, ad, n in zip(PROMPTS * 2, [None, "a", "b"] * 4, [5, 9, 14, 20, 7, 11, 3, 16, 8, 12])]
+        expected = [fast.generate(p, max_new_tokens=n, adapter=ad).token_ids for p, ad, n in jobs]
+        got: list = [None] * len(jobs)
+
+        def run(i: int) -> None:
+            p, ad, n = jobs[i]
+            got[i] = fast.generate(p, max_new_tokens=n, adapter=ad).token_ids
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert all(same_or_near_tie(ref, p, g, e, ad) for (p, ad, _), g, e in zip(jobs, got, expected))
+        assert sum(g == e for g, e in zip(got, expected)) >= len(jobs) - 2
+        assert fast.scheduler.stats["steps"] > 0
+    finally:
+        fast.close()
+
+
+def test_requests_for_adapters_the_fast_path_cannot_use_fail_clearly(tiny_folder, tmp_path, fast_lm):
+    from puyu_apps.engine.lora_gguf import UnsupportedAdapterError
+
+    dora = make_folder_adapter(tiny_folder, tmp_path / "dora", seed=3, use_dora=True)
+    with pytest.raises(UnsupportedAdapterError, match="DoRA.*backend='transformers'"):
+        fast_lm.load_adapter("dora", dora)
+    # a request naming it never falls back to the base model
+    with pytest.raises(UnsupportedAdapterError, match="not usable on the llama.cpp backend.*DoRA"):
+        fast_lm.generate("hello", adapter="dora")
+    with pytest.raises(UnsupportedAdapterError):
+        list(fast_lm.stream("hello", adapter="dora"))
+    saved = make_folder_adapter(tiny_folder, tmp_path / "mts", seed=4, modules_to_save=["lm_head"])
+    with pytest.raises(UnsupportedAdapterError, match="saves whole modules"):
+        fast_lm.load_adapter("mts", saved)
+    emb = make_folder_adapter(tiny_folder, tmp_path / "emb", seed=5, target_modules=["embed_tokens", "q_proj"])
+    with pytest.raises(UnsupportedAdapterError, match="embedding"):
+        fast_lm.load_adapter("emb", emb)
+    with pytest.raises(AdapterError, match="no adapter named 'nope'"):
+        fast_lm.generate("hello", adapter="nope")
+    assert fast_lm.info().adapters == []
+
+
+def test_adapter_for_another_base_is_refused(fast_lm, adapter_dirs, tmp_path):
+    with pytest.raises(AdapterMismatchError, match="fingerprint"):
+        fast_lm.load_adapter("tiny", adapter_dirs["a"])  # made for the unscaled tiny model
+    import shutil
+
+    shutil.copytree(adapter_dirs["qwen"], tmp_path / "q")
+    (tmp_path / "q" / "puyu_adapter.json").unlink()  # no fingerprint: only the shapes can tell
+    embedded = LanguageModel.load("smollm2-135m-instruct", backend="llama.cpp", threads=1)
+    try:
+        with pytest.raises(AdapterMismatchError, match="does not fit"):
+            embedded.load_adapter("q", tmp_path / "q")
+        assert embedded.info().adapters == []
+    finally:
+        embedded.close()
+
+
+def test_unload_merge_and_the_transformers_copy(tiny_folder, folder_adapters, ref_lm):
+    fast = LanguageModel.load(str(tiny_folder), backend="llama.cpp", threads=1)
+    try:
+        fast.load_adapter("a", folder_adapters["a"])
+        fast.load_adapter("b", folder_adapters["b"])
+        with_a = fast.generate(PROMPTS[1], max_new_tokens=10, adapter="a").token_ids
+        fast.unload_adapter("b")
+        assert fast.info().adapters == ["a"]
+        with pytest.raises(AdapterError, match="no adapter named 'b'"):
+            fast.generate("x", adapter="b")
+        # code that needs torch modules gets the transformers copy, with the same adapters
+        with fast.adapters.use("a") as model:
+            assert model.config.model_type == "llama"
+        fast.merge_adapter("a")
+        assert fast.info().adapters == [] and fast.info().merged_adapters == ["a"]
+        assert fast.generate(PROMPTS[1], max_new_tokens=10).token_ids == with_a
+    finally:
+        fast.close()
+
+
+def test_closing_a_stream_frees_its_slot(fast_lm):
+    stream = fast_lm.stream("Tell me a long story", max_new_tokens=200)
+    it = iter(stream)
+    next(it)
+    stream.close()
+    assert stream.result is None
+    assert fast_lm.generate("Once upon a time", max_new_tokens=4).completion_tokens == 4
+    assert fast_lm.scheduler.busy() == 0
+
+
+def test_prompt_too_long_and_empty_prompt(tiny_folder):
+    from puyu_apps.errors import InvalidInputError, PromptTooLongError
+
+    lm = LanguageModel.load(str(tiny_folder), backend="llama.cpp", max_context=32, threads=1)
+    try:
+        with pytest.raises(PromptTooLongError):
+            lm.generate("word " * 100)
+        with pytest.raises(InvalidInputError):
+            lm.generate("   ")
+        res = lm.generate("Once upon a time", max_new_tokens=100)
+        assert res.prompt_tokens + res.completion_tokens <= 32
+    finally:
+        lm.close()
+
+
+def test_queue_full_is_a_clear_error(fast_lm):
+    from puyu_apps.engine.scheduler import EngineBusyError, Request
+
+    sched = fast_lm.scheduler
+    sched.max_queue = 0
+    try:
+        with pytest.raises(EngineBusyError, match="queue is full"):
+            sched.submit(Request([1, 2, 3], GenerationConfig(max_new_tokens=2), ()))
+    finally:
+        sched.max_queue = 256
+
+
+def _no_cache_twin(tiny_folder, **kw):
+    lm = LanguageModel.load(str(tiny_folder), backend="llama.cpp", threads=1, **kw)
+    lm.prefix_cache = False
+    return lm
+
+
+def test_prefix_cache_reuses_earlier_turns_and_changes_no_token(fast_lm, tiny_folder, ref_lm):
+    plain = _no_cache_twin(tiny_folder)
+    try:
+        system = "You are a careful assistant for a hospital. Answer briefly and cite the report. " * 2
+        history = [{"role": "system", "content": system}, {"role": "user", "content": "Describe the nodule"}]
+        first = fast_lm.generate(history, max_new_tokens=12)
+        assert first.cached_tokens == 0
+        history += [{"role": "assistant", "content": first.text}, {"role": "user", "content": "And its size?"}]
+        second = fast_lm.generate(history, max_new_tokens=12)
+        # every token of the first turn's prompt was reused, none was read again
+        assert second.cached_tokens >= first.prompt_tokens
+        assert same_or_near_tie(ref_lm, history, second.token_ids, plain.generate(history, max_new_tokens=12).token_ids)
+        assert same_or_near_tie(ref_lm, history, second.token_ids, ref_lm.generate(history, max_new_tokens=12).token_ids)
+        again = fast_lm.generate(history, max_new_tokens=12)
+        assert again.cached_tokens == again.prompt_tokens - 1 and again.token_ids == second.token_ids
+        assert plain.generate(history, max_new_tokens=12).cached_tokens == 0
+    finally:
+        plain.close()
+
+
+def test_prefix_cache_is_per_adapter(tiny_folder, folder_adapters):
+    lm = LanguageModel.load(str(tiny_folder), backend="llama.cpp", threads=1, adapters={"a": folder_adapters["a"]})
+    ref = LanguageModel.load(str(tiny_folder), backend="transformers", adapters={"a": folder_adapters["a"]})
+    plain = _no_cache_twin(tiny_folder, adapters={"a": folder_adapters["a"]})
+    try:
+        prompt = "Describe the nodule in the upper lobe of the left lung, please"
+        base = lm.generate(prompt, max_new_tokens=10)
+        with_a = lm.generate(prompt, max_new_tokens=10, adapter="a")
+        assert with_a.cached_tokens == 0  # the base model's cells are not the adapter's
+        assert same_or_near_tie(ref, prompt, with_a.token_ids,
+                                plain.generate(prompt, max_new_tokens=10, adapter="a").token_ids, "a")
+        assert with_a.token_ids != base.token_ids
+        assert lm.generate(prompt, max_new_tokens=10, adapter="a").cached_tokens > 0
+    finally:
+        lm.close()
+        plain.close()
+
+
+def test_prefix_cache_shares_a_system_prompt_between_concurrent_requests_and_evicts(tiny_folder, ref_lm):
+    system = {"role": "system", "content": "Review each clause of the contract for risk and answer in one line. " * 3}
+    jobs = [[system, {"role": "user", "content": f"Clause {i}: {p}"}] for i, p in enumerate(PROMPTS * 3)]
+    plain = _no_cache_twin(tiny_folder)
+    expected = [plain.generate(j, max_new_tokens=6 + i % 5).token_ids for i, j in enumerate(jobs)]
+    plain.close()
+    # a KV cache of 256 cells: it cannot keep every finished request, so cached prefixes are evicted on the way
+    lm = LanguageModel.load(str(tiny_folder), backend="llama.cpp", threads=1, max_context=256)
+    try:
+        got: list = [None] * len(jobs)
+
+        def run(i: int) -> None:
+            got[i] = lm.generate(jobs[i], max_new_tokens=6 + i % 5)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert all(same_or_near_tie(ref_lm, j, r.token_ids, e) for j, r, e in zip(jobs, got, expected))
+        assert sum(r.token_ids == e for r, e in zip(got, expected)) >= len(jobs) - 3
+        assert sum(r.cached_tokens > 0 for r in got) >= len(jobs) // 2
+        assert lm.scheduler.stats["reused"] > 0
+    finally:
+        lm.close()
