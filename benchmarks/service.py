@@ -5,8 +5,8 @@ In one run, on calls synthesised with espeak-ng:
     weights: the embedded CTranslate2 Whisper converted by puyu_apps.service.whisper_convert), LLM, TTS (espeak-ng
     against flite) as real-time factors (compute s / audio s), with the ASR word error rates;
   * time to first audio: sentence-by-sentence streaming against speaking the whole answer after generation;
-  * dialogue turns: the prompt tokens each turn re-encodes (what KV-cache reuse across turns would skip; the
-    reuse itself is later work of the engine issue) and the time to first token per turn.
+  * dialogue turns with KV reuse across turns off and on (the engine's prefix reuse, llama.cpp backend): the
+    prompt tokens each turn reads, the time to first token per turn, and the saving.
 
     .venv/bin/python benchmarks/service.py [--model smollm2-135m-instruct] [--turns 3] [--tokens 48]
         [--whisper tiny.en|base] [--threads 2] [--asr-only] [--openai-whisper-checkpoint FILE.pt]
@@ -148,14 +148,26 @@ def main() -> None:
     print(f"time to first audio: streaming by sentence {first:.2f} s | whole answer then TTS {t_whole:.2f} s | "
           f"ratio {t_whole / first:.1f}x")
 
-    print("== dialogue turns (prompt re-encoded each turn; KV reuse across turns is later engine work)")
-    sid = pipe.session().id
-    for i in range(args.turns):
-        res, dt = timed(lambda: pipe(CALLS[i % len(CALLS)], session_id=sid))
-        print(f"turn {i + 1}: {dt:.2f} s | prompt {res.llm_prompt_tokens} tokens, {res.llm_reusable_tokens} of them "
-              f"shared with the last turn's prompt + reply (a KV cache kept across turns would skip them) "
-              f"| time to first token {res.timings_s['llm_ttft']:.3f} s | "
-              f"time to first audio {res.time_to_first_audio_s or 0:.2f} s")
+    print(f"== dialogue turns: KV reuse across turns off, then on (engine: {lm.info().backend})")
+    totals = {}
+    for reuse in (False, True):
+        lm.clear_prefix_cache()
+        lm.prefix_cache = reuse
+        sid = pipe.session().id
+        ttfts, t_all = [], 0.0
+        for i in range(args.turns):
+            res, dt = timed(lambda: pipe(CALLS[i % len(CALLS)], session_id=sid))
+            t_all += dt
+            ttfts.append(res.timings_s["llm_ttft"])
+            print(f"reuse {'on ' if reuse else 'off'} turn {i + 1}: {dt:.2f} s | prompt {res.llm_prompt_tokens} tokens, "
+                  f"{res.llm_reusable_tokens} shared with the last turn, {res.llm_cached_tokens} not read again | "
+                  f"time to first token {res.timings_s['llm_ttft']:.3f} s | "
+                  f"time to first audio {res.time_to_first_audio_s or 0:.2f} s")
+        totals[reuse] = (t_all, sum(ttfts[1:]) / max(1, len(ttfts) - 1))
+    lm.prefix_cache = True
+    (off_t, off_ttft), (on_t, on_ttft) = totals[False], totals[True]
+    print(f"KV reuse across turns: turns 2..{args.turns} time to first token {off_ttft:.3f} s -> {on_ttft:.3f} s "
+          f"({off_ttft / max(on_ttft, 1e-9):.2f}x); all turns {off_t:.2f} s -> {on_t:.2f} s")
     pipe.close()
 
 

@@ -259,6 +259,7 @@ class CustomerServicePipeline(Pipeline):
         if ts.result is not None:
             timings["llm_ttft"] = ts.result.ttft_s
             out["llm_tokens"] = (ts.result.prompt_tokens, ts.result.completion_tokens)
+            out["cached_tokens"] = ts.result.cached_tokens
             sess.last_ids = prompt_ids + list(ts.result.token_ids)
         if ts.result is not None and ts.result.finish_reason == "length":
             reply = complete_sentences(reply)  # cut by the token limit: keep (and speak) whole sentences only
@@ -351,6 +352,7 @@ class CustomerServicePipeline(Pipeline):
             llm_prompt_tokens=outputs.get("llm_tokens", (0, 0))[0],
             llm_completion_tokens=outputs.get("llm_tokens", (0, 0))[1],
             llm_reusable_tokens=outputs.get("reusable_tokens", 0),
+            llm_cached_tokens=outputs.get("cached_tokens", 0),
             interrupted=bool(outputs.get("interrupted")),
             ticket_saved=bool(outputs.get("saved")), outbox_pending=len(self.outbox),
             warnings=outputs["warnings"], timings_s=timings)

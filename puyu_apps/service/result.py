@@ -37,6 +37,7 @@ class ServiceTurnResult(PipelineResult):
     llm_prompt_tokens: int = 0         # re-encoded every turn (KV-cache reuse across turns: later engine work)
     llm_completion_tokens: int = 0
     llm_reusable_tokens: int = 0       # leading prompt tokens equal to the last turn's prompt + reply
+    llm_cached_tokens: int = 0         # prompt tokens the engine did not read again (KV reused; llama.cpp backend)
     interrupted: bool = False          # the caller barged in and generation was stopped
     ticket_turn_id: int | None = None
     ticket_saved: bool = False

@@ -61,3 +61,19 @@ def test_the_shipped_adapters_convert_and_change_the_output(fast_default):
         assert tuned.text != base.text and tuned.adapter == "service" and tuned.backend == "llama.cpp"
     finally:
         lm.close()
+
+
+def test_service_turns_reuse_the_kv_cache_of_earlier_turns(fast_default, tmp_path):
+    from puyu_apps.service import CustomerServicePipeline
+
+    pipe = CustomerServicePipeline(db_url=f"sqlite:///{tmp_path / 't.db'}", tts="espeak-ng", max_new_tokens=24)
+    try:
+        sid = pipe.session().id
+        first = pipe("Hello, my order arrived damaged.", session_id=sid)
+        second = pipe("Can I get a refund instead?", session_id=sid)
+        assert first.engine["backend"] == "llama.cpp"
+        # the second turn's prompt starts with the first turn's: those tokens are not read again
+        assert second.llm_reusable_tokens > 0
+        assert second.llm_cached_tokens > 0 and abs(second.llm_cached_tokens - second.llm_reusable_tokens) <= 2
+    finally:
+        pipe.close()
