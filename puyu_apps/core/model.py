@@ -254,11 +254,12 @@ _SHARED_LOCK = threading.Lock()
 
 
 def shared_model(name_or_path: str | Path = DEFAULT_MODEL, *, device: str = "cpu",
-                 dtype: str = "auto", backend: str = "auto") -> LanguageModel:
-    """One loaded copy per (model, device, dtype, backend) in this process, shared by every pipeline.
-    ``backend="auto"`` runs GGUF models on llama.cpp on the CPU when it is installed."""
-    key = (str(name_or_path), device, dtype, backend)
+                 dtype: str = "auto", backend: str = "auto", gguf_format: str | None = None) -> LanguageModel:
+    """One loaded copy per (model, device, dtype, backend, GGUF weight type) in this process, shared by every
+    pipeline. ``backend="auto"`` runs GGUF models on llama.cpp on the CPU when it is installed."""
+    key = (str(name_or_path), device, dtype, backend, gguf_format)
     with _SHARED_LOCK:
         if key not in _SHARED:
-            _SHARED[key] = LanguageModel.load(name_or_path, device=device, dtype=dtype, backend=backend)
+            _SHARED[key] = LanguageModel.load(name_or_path, device=device, dtype=dtype, backend=backend,
+                                              gguf_format=gguf_format)
         return _SHARED[key]

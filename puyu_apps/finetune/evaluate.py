@@ -13,8 +13,10 @@ from .data import Example
 
 @torch.inference_mode()
 def eval_loss(model: Any, tokenizer: Any, examples: list[Example], cfg: FinetuneConfig) -> float:
-    """Mean token cross-entropy of the reference outputs (lower is better)."""
-    from .trainer import _collate, encode_example
+    """Mean token cross-entropy of the reference outputs (lower is better), in float32. The output projection
+    runs only at the reference positions (:func:`~puyu_apps.finetune.trainer.causal_lm_loss`): the same value
+    as the model's own loss, at a fraction of the cost for a large vocabulary."""
+    from .trainer import _collate, causal_lm_loss, encode_example
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     was_training = model.training
@@ -24,7 +26,7 @@ def eval_loss(model: Any, tokenizer: Any, examples: list[Example], cfg: Finetune
         rows = [encode_example(tokenizer, ex, cfg) for ex in examples[i: i + cfg.batch_size]]
         batch = _collate(rows, pad)
         n = int((batch["labels"][:, 1:] != -100).sum())
-        total += float(model(**batch).loss) * n
+        total += float(causal_lm_loss(model, batch, None)) * n
         count += n
     if was_training:
         model.train()

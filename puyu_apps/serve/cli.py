@@ -19,6 +19,9 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--model", default=DEFAULT_MODEL, help="base model name or folder")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--gguf-format", default=None, choices=["f32", "f16", "q8_0", "q5_0", "q4_0", "q4_1"],
+                   help="llama.cpp backend: run the weights re-exported to this GGUF type (q8_0: better batching "
+                        "of concurrent requests at the shipped file's quality; see docs/engine.md)")
     p.add_argument("--data-dir", default="", help="folder of the SQLite job/key store and uploads")
     p.add_argument("--workers", type=int, default=1, help="requests running on the model at once")
     p.add_argument("--max-queue", type=int, default=8, help="requests allowed to wait; beyond: 503 at once")
@@ -61,8 +64,8 @@ def _config(args: argparse.Namespace) -> Any:
                          f"{{\"max_explanations\": 4}}}}'") from exc
     if not isinstance(options, dict):
         raise InvalidInputError("--vertical-options: a JSON object of {vertical: {argument: value}}")
-    return ServeConfig(model=args.model, device=args.device, host=args.host, port=args.port, data_dir=args.data_dir,
-                       workers=args.workers, max_queue=args.max_queue, max_upload_mb=args.max_upload_mb,
+    return ServeConfig(model=args.model, device=args.device, gguf_format=args.gguf_format, host=args.host,
+                       port=args.port, data_dir=args.data_dir, workers=args.workers, max_queue=args.max_queue, max_upload_mb=args.max_upload_mb,
                        require_api_key=require, backend_url=args.backend_url, ab_tests=tests,
                        pages_dir=args.pages, vertical_options=options)
 

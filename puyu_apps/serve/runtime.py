@@ -62,7 +62,7 @@ class Runtime:
                 return self._remote
         from ..core import shared_model
 
-        return shared_model(name or cfg.model, device=cfg.device, dtype=cfg.dtype)
+        return shared_model(name or cfg.model, device=cfg.device, dtype=cfg.dtype, gguf_format=cfg.gguf_format)
 
     def served_models(self) -> list[str]:
         return [self.config.model, *self.config.extra_models, *available()]

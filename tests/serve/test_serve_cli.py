@@ -39,6 +39,9 @@ def test_config_from_arguments(tmp_path):
     assert cfg.port == 9001 and cfg.max_queue == 2 and cfg.require_api_key is True
     assert cfg.ab_tests[0].vertical == "medical" and cfg.ab_tests[0].adapter_a is None
     assert cfg.ab_tests[0].weight_b == 0.25 and cfg.backend_url.endswith("/v1")
+    assert cfg.gguf_format is None and _config(_parse(["--gguf-format", "q8_0"])).gguf_format == "q8_0"
+    with pytest.raises(SystemExit):
+        _parse(["--gguf-format", "q3_k"])
     with pytest.raises(ValueError, match="--ab"):
         _config(_parse(["--ab", "medical"]))
     with pytest.raises(ValueError, match="max_queue"):
