@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Generator, Iterable, Iterator, Sequence
 
 import torch
 
@@ -57,6 +57,46 @@ class TokenStream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def stream_pieces(tokens: Iterable[int], tokenizer: Any, cfg: GenerationConfig,
+                  eos: set[int]) -> Generator[str, None, tuple[str, str, list[int], list[float]]]:
+    """Text pieces of a token stream (stop strings held back until decided), for every backend; returns
+    ``(text, finish_reason, token ids, arrival time of each token)``."""
+    acc = TextAccumulator(tokenizer, cfg.stop)
+    finish = "length"
+    ids: list[int] = []
+    times: list[float] = []
+    for tid in tokens:
+        times.append(time.perf_counter())
+        if tid in eos:
+            finish = "eos"
+            break
+        ids.append(tid)
+        piece = acc.push(tid)
+        if piece:
+            yield piece
+        if acc.stopped:
+            finish = "stop"
+            break
+    tail = acc.finish()
+    if tail:
+        yield tail
+    return acc.text, finish, ids, times
+
+
+def make_result(t0: float, text: str, finish: str, prompt_tokens: int, ids: list[int], times: list[float], *,
+                adapter: str | None, backend: str, weight_format: str, **extra: Any) -> GenerationResult:
+    """The :class:`GenerationResult` of a stream that started at ``t0`` (``time.perf_counter()``)."""
+    total = time.perf_counter() - t0
+    ttft = times[0] - t0 if times else 0.0
+    n = len(ids)
+    return GenerationResult(
+        text=text, finish_reason=finish, prompt_tokens=prompt_tokens, completion_tokens=n, token_ids=ids,
+        adapter=adapter, ttft_s=ttft, total_s=total,
+        tokens_per_s=(n - 1) / (total - ttft) if n > 1 and total > ttft else 0.0, backend=backend,
+        **extra, **generation_metrics(times, ids, weight_format),
+    )
 
 
 class LanguageModel:
@@ -195,38 +235,12 @@ class LanguageModel:
 
     def _pieces(self, ts: TokenStream, input_ids: torch.Tensor, cfg: GenerationConfig,
                 adapter: str | None) -> Iterator[str]:
-        acc = TextAccumulator(self.tokenizer, cfg.stop)
         t0 = time.perf_counter()
-        ttft = 0.0
-        finish = "length"
-        ids: list[int] = []
-        times: list[float] = []
         with self._lock, self.adapters.use(adapter) as model:
-            for tid in decode_tokens(model, input_ids, cfg, self._eos):
-                times.append(time.perf_counter())
-                if not ids:
-                    ttft = time.perf_counter() - t0
-                if tid in self._eos:
-                    finish = "eos"
-                    break
-                ids.append(tid)
-                piece = acc.push(tid)
-                if piece:
-                    yield piece
-                if acc.stopped:
-                    finish = "stop"
-                    break
-        tail = acc.finish()
-        if tail:
-            yield tail
-        total = time.perf_counter() - t0
-        n = len(ids)
-        ts.result = GenerationResult(
-            text=acc.text, finish_reason=finish, prompt_tokens=int(input_ids.shape[1]), completion_tokens=n,
-            token_ids=ids, adapter=adapter, ttft_s=ttft, total_s=total,
-            tokens_per_s=(n - 1) / (total - ttft) if n > 1 and total > ttft else 0.0, backend=BACKEND,
-            **generation_metrics(times, ids, self._loaded.weight_format),
-        )
+            text, finish, ids, times = yield from stream_pieces(
+                decode_tokens(model, input_ids, cfg, self._eos), self.tokenizer, cfg, self._eos)
+        ts.result = make_result(t0, text, finish, int(input_ids.shape[1]), ids, times, adapter=adapter,
+                                backend=BACKEND, weight_format=self._loaded.weight_format)
 
     #: prefix reuse across requests: only the llama.cpp backend keeps KV cells between requests
     prefix_cache = False

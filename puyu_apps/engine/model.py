@@ -20,14 +20,12 @@ from typing import Any, Iterator
 
 from ..core.adapters import AdapterSet, check_new_adapter
 from ..core.config import GenerationConfig, LoadConfig
-from ..core.model import LanguageModel, Prompt, TokenStream
-from ..core.streaming import TextAccumulator
-from ..core.types import EngineInfo, GenerationResult
+from ..core.model import LanguageModel, Prompt, TokenStream, make_result, stream_pieces
+from ..core.types import EngineInfo
 from ..errors import AdapterError, InvalidInputError, PromptTooLongError
 from . import lora_gguf
 from .gguf_model import GgufBase, embedding_rows, fingerprint, read_base
 from .llamacpp import LlamaModel, LoraHandle, version
-from .metrics import generation_metrics
 from .scheduler import Request, Scheduler
 
 BACKEND = "llama.cpp"
@@ -252,44 +250,15 @@ class LlamaCppLanguageModel(LanguageModel):
 
     def _pieces(self, ts: TokenStream, ids: list[int], cfg: GenerationConfig, adapter: str | None,
                 handles: tuple[LoraHandle, ...]) -> Iterator[str]:
-        acc = TextAccumulator(self.tokenizer, cfg.stop)
         t0 = time.perf_counter()
         sched = self.scheduler
         req = sched.submit(Request(ids, cfg, handles))
-        eos = self._eos
-        finish = "length"
-        out: list[int] = []
-        times: list[float] = []
         try:
-            while True:
-                tid = req.get()
-                if tid is None:
-                    break
-                times.append(time.perf_counter())
-                if tid in eos:
-                    finish = "eos"
-                    break
-                out.append(tid)
-                piece = acc.push(tid)
-                if piece:
-                    yield piece
-                if acc.stopped:
-                    finish = "stop"
-                    break
+            text, finish, out, times = yield from stream_pieces(iter(req.get, None), self.tokenizer, cfg, self._eos)
         finally:
             sched.cancel(req)
-        tail = acc.finish()
-        if tail:
-            yield tail
-        total = time.perf_counter() - t0
-        ttft = times[0] - t0 if times else 0.0
-        n = len(out)
-        ts.result = GenerationResult(
-            text=acc.text, finish_reason=finish, prompt_tokens=len(ids), completion_tokens=n, token_ids=out,
-            adapter=adapter, ttft_s=ttft, total_s=total,
-            tokens_per_s=(n - 1) / (total - ttft) if n > 1 and total > ttft else 0.0, backend=BACKEND,
-            cached_tokens=req.cached, **generation_metrics(times, out, self.weight_format),
-        )
+        ts.result = make_result(t0, text, finish, len(ids), out, times, adapter=adapter, backend=BACKEND,
+                                weight_format=self.weight_format, cached_tokens=req.cached)
 
     # -- introspection --------------------------------------------------------------------------------------
     @property
