@@ -21,9 +21,6 @@ from ..errors import ModelLoadError
 #: transformers model types whose weights are the Llama layout and run as llama.cpp's "llama" architecture
 LLAMA_LAYOUT = ("llama", "internlm3", "mistral")
 
-# ggml quantisation type names that are plain floats
-_FLOAT_TYPES = {"F32", "F16", "BF16"}
-
 
 def permute_rows(w: np.ndarray, n_head: int) -> np.ndarray:
     """Hugging Face rotary layout -> llama.cpp's, on the output rows of a q/k projection (or a LoRA B)."""
@@ -241,7 +238,3 @@ def finish_writing(w: Any, tmp: Path, out: Path) -> Path:
     w.close()
     tmp.replace(out)
     return out
-
-
-def is_float_format(fmt: str) -> bool:
-    return fmt.upper() in _FLOAT_TYPES

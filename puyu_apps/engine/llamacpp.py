@@ -215,9 +215,6 @@ class Context:
         """Make ``dst`` share the cells of the first ``n`` positions of ``src`` (no data is copied)."""
         self.lib.llama_memory_seq_cp(self.mem, src, dst, 0, n)
 
-    def clear_all(self) -> None:
-        self.lib.llama_memory_clear(self.mem, True)
-
     def decode(self, tokens: list[int], positions: list[int], seqs: list[int], outputs: list[bool]) -> int:
         """Run one batch (at most ``n_batch`` tokens). Returns llama_decode's status (0 = ok)."""
         b = self.batch

@@ -193,7 +193,6 @@ class Scheduler:
 
     def _pick_slot(self, req: Request) -> tuple[int, int, int]:
         """(free slot to use, slot to take the prefix from or -1, prefix length) for ``req``."""
-        best_free, best_free_k = self._free[-1], -1
         oldest = min(self._free, key=lambda q: (len(self._slots[q].tokens) > 0, self._slots[q].used))
         src, src_k = -1, 0
         if self.prefix_cache:
@@ -201,8 +200,6 @@ class Scheduler:
             for q in self._free:
                 slot = self._slots[q]
                 k = min(_common_prefix(slot.tokens, req.prompt), limit) if slot.group == req.group else 0
-                if k > best_free_k:
-                    best_free, best_free_k = q, k
                 if k > src_k:
                     src, src_k = q, k
             for r in self._active:
