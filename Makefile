@@ -17,11 +17,11 @@ bench:
 LORA_ARGS ?= --batch-size 8 --lr 1e-3 --r 16 --alpha 32 --targets q_proj,k_proj,v_proj,o_proj
 .PHONY: adapters adapter
 adapters:
-	$(MAKE) adapter V=service STEPS=150 LIMIT=60 TOKENS=64
-	$(MAKE) adapter V=legal STEPS=110 LIMIT=40 TOKENS=120
-	$(MAKE) adapter V=medical STEPS=110 LIMIT=40 TOKENS=120
+	$(MAKE) adapter V=service STEPS=150 TOKENS=64
+	$(MAKE) adapter V=legal STEPS=110 TOKENS=120
+	$(MAKE) adapter V=medical STEPS=110 TOKENS=120
 
 adapter:
-	HF_HUB_OFFLINE=1 .venv/bin/puyu finetune --vertical $(V) --no-resume --steps $(STEPS) $(LORA_ARGS)
-	HF_HUB_OFFLINE=1 .venv/bin/puyu eval --vertical $(V) --limit $(LIMIT) --max-new-tokens $(TOKENS) \
+	HF_HUB_OFFLINE=1 .venv/bin/puyu finetune --vertical $(V) --no-resume --no-eval --steps $(STEPS) $(LORA_ARGS)
+	HF_HUB_OFFLINE=1 .venv/bin/puyu eval --vertical $(V) --max-new-tokens $(TOKENS) \
 	  --write-card verticals/$(V)/MODEL_CARD.md

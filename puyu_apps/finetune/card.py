@@ -36,11 +36,13 @@ def write_model_card(out: Path, base_model: str, vertical: str | None, cfg: Fine
 EVAL_BEGIN, EVAL_END = "<!-- puyu eval: begin -->", "<!-- puyu eval: end -->"
 
 
-def write_eval_section(card: Path, rows: dict[str, dict[str, float]], *, data: str, n: int, command: str) -> Path:
+def write_eval_section(card: Path, rows: dict[str, dict[str, float]], *, data: str, n: int, command: str,
+                       engines: str = "") -> Path:
     """Put the base-vs-adapter table into ``card`` between markers (replacing an earlier one; the rest of the
     card is kept)."""
     lines = [EVAL_BEGIN, "## Adapter evaluation (held-out, never trained on)", "",
-             f"{n} held-out examples from `{Path(data).name}`; produced by `{command}`.", "",
+             f"{n} held-out examples from `{Path(data).name}`; produced by `{command}`."
+             + (f" Engines: {engines}." if engines else ""), "",
              "| metric | base model | with adapter |", "|---|---|---|"]
     for m in rows["base"]:
         lines.append(f"| {m} | {rows['base'][m]:.4f} | {rows['adapter'][m]:.4f} |")

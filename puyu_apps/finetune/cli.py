@@ -47,6 +47,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                                     "generated training data")
         args.data, generated_eval = vertical_data(args.vertical)
         args.eval = args.eval or generated_eval
+    if args.no_eval:
+        args.eval = None
     lora = _manifest_lora(args.vertical) if args.vertical else {}
     kw: dict[str, Any] = {k: v for k, v in lora.items() if k in ("r", "alpha", "target_modules", "dropout")}
     for name in ("r", "alpha", "epochs", "batch_size", "grad_accum", "max_length", "seed"):
@@ -86,26 +88,42 @@ def cmd_eval(args: argparse.Namespace) -> int:
     scorer = getattr(get(args.vertical), "eval_scorer", None) if args.vertical else None
     lm = LanguageModel.load(args.model, backend="transformers")  # the weights the adapter was trained on
     lm.load_adapter("eval", adapter_dir)
-    cfg = FinetuneConfig()
+    # Task scores come from the backend the verticals run by default (`auto`: llama.cpp on the CPU for the
+    # embedded model, requests decoded 8 at a time), or the one named by --backend.
+    gen_lm = lm if args.backend == "transformers" else LanguageModel.load(args.model, backend=args.backend)
+    if gen_lm.info().backend.startswith("transformers"):
+        gen_lm, concurrency = lm, 1  # one request at a time, on the copy already loaded
+    else:
+        gen_lm.load_adapter("eval", adapter_dir)
+        concurrency = max(1, args.concurrency)
+    info = gen_lm.info()
+    cfg = FinetuneConfig(precision=args.precision)
+    from .trainer import autocast_dtype
+
+    amp = autocast_dtype(cfg.precision, lm.device)
+    engines = (f"loss: transformers {lm.info().dtype}{' with bf16 autocast' if amp is not None else ''}; "
+               f"answers: {info.backend}, {info.weight_format}, {concurrency} at a time, greedy")
     rows: dict[str, dict[str, float]] = {}
     for label, adapter in (("base", None), ("adapter", "eval")):
         with lm.adapters.use(adapter) as model:
             loss = eval_loss(model, lm.tokenizer, examples, cfg)
         scores = {"eval_loss": loss, "perplexity": perplexity(loss)}
         if not args.loss_only:
-            scores.update(generation_scores(lm, examples, adapter, scorer, max_new_tokens=args.max_new_tokens))
+            scores.update(generation_scores(gen_lm, examples, adapter, scorer, max_new_tokens=args.max_new_tokens,
+                                            concurrency=concurrency))
         rows[label] = scores
     metrics = list(rows["base"])
     print(f"{'metric':<24}{'base':>12}{'adapter':>12}")
     for m in metrics:
         print(f"{m:<24}{rows['base'][m]:>12.4f}{rows['adapter'][m]:>12.4f}")
+    print(engines)
     if args.json:
         print(json.dumps(rows, indent=2))
     if args.write_card:
         from .card import write_eval_section
 
         card = write_eval_section(Path(args.write_card), rows, data=str(args.data), n=len(examples),
-                                  command="puyu " + " ".join(getattr(args, "argv", ["eval"])))
+                                  command="puyu " + " ".join(getattr(args, "argv", ["eval"])), engines=engines)
         print(f"wrote {card}")
     return 0
 
@@ -133,6 +151,8 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--dp-noise", type=float, help="enable DP-SGD with this noise multiplier (0.5-2)")
     s.add_argument("--dp-clip", type=float, help="per-example gradient clip for DP-SGD (1-5)")
     s.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    s.add_argument("--no-eval", action="store_true",
+                   help="skip the held-out loss after training (when `puyu eval` follows, as in `make adapters`)")
     s.set_defaults(func=cmd_finetune)
 
     s = sub.add_parser("eval", help="held-out scores of the base model vs an adapter")
@@ -143,6 +163,13 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--limit", type=int)
     s.add_argument("--max-new-tokens", type=int, default=96)
     s.add_argument("--loss-only", action="store_true", help="skip generation-based scores")
+    s.add_argument("--backend", default="auto", choices=["auto", "transformers", "llama.cpp"],
+                   help="engine for the generated answers (default: what the verticals run, llama.cpp on the CPU "
+                        "for GGUF models); the loss always uses the transformers weights the adapter was trained on")
+    s.add_argument("--concurrency", type=int, default=8,
+                   help="answers generated at once on the llama.cpp backend (decoded in one batch)")
+    s.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                   help="autocast of the loss (auto: bf16 where the CPU has it natively, as in training)")
     s.add_argument("--json", action="store_true")
     s.add_argument("--write-card", metavar="MODEL_CARD.md",
                    help="also write the table into this model card's 'Adapter evaluation' section")

@@ -13,20 +13,23 @@ from .data import Example
 
 @torch.inference_mode()
 def eval_loss(model: Any, tokenizer: Any, examples: list[Example], cfg: FinetuneConfig) -> float:
-    """Mean token cross-entropy of the reference outputs (lower is better), in float32. The output projection
-    runs only at the reference positions (:func:`~puyu_apps.finetune.trainer.causal_lm_loss`): the same value
-    as the model's own loss, at a fraction of the cost for a large vocabulary."""
-    from .trainer import _collate, causal_lm_loss, encode_example
+    """Mean token cross-entropy of the reference outputs (lower is better), under the autocast of training
+    (``cfg.precision``: bf16 where the CPU has native bf16, else float32; pass ``precision="fp32"`` for exact
+    float32). The output projection runs only at the reference positions
+    (:func:`~puyu_apps.finetune.trainer.causal_lm_loss`): the same value as the model's own loss, at a fraction
+    of the cost for a large vocabulary. Rows are read longest first in batches of similar length."""
+    from .trainer import _collate, autocast_dtype, causal_lm_loss, encode_example
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     was_training = model.training
     model.eval()
+    dtype = autocast_dtype(cfg.precision, next(model.parameters()).device)
+    encoded = sorted((encode_example(tokenizer, ex, cfg) for ex in examples), key=lambda r: -len(r[0]))
     total, count = 0.0, 0
-    for i in range(0, len(examples), cfg.batch_size):
-        rows = [encode_example(tokenizer, ex, cfg) for ex in examples[i: i + cfg.batch_size]]
-        batch = _collate(rows, pad)
+    for i in range(0, len(encoded), cfg.batch_size):
+        batch = _collate(encoded[i: i + cfg.batch_size], pad)
         n = int((batch["labels"][:, 1:] != -100).sum())
-        total += float(causal_lm_loss(model, batch, None)) * n
+        total += float(causal_lm_loss(model, batch, dtype)) * n
         count += n
     if was_training:
         model.train()
@@ -93,17 +96,29 @@ def aggregate(per_example: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def generation_scores(lm: Any, examples: list[Example], adapter: str | None, scorer: Scorer | None,
-                      max_new_tokens: int = 96, system: str | None = None) -> dict[str, float]:
-    """Generate (greedy) for each example and score ROUGE-L plus the vertical's own task scores."""
+                      max_new_tokens: int = 96, system: str | None = None, concurrency: int = 1) -> dict[str, float]:
+    """Generate (greedy) for each example and score ROUGE-L plus the vertical's own task scores.
+
+    ``concurrency`` > 1 sends that many requests at once from threads: on the llama.cpp backend they decode in
+    one batch (:mod:`puyu_apps.engine.scheduler`); the transformers backend takes them one at a time anyway."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm.auto import tqdm
 
-    rows: list[dict[str, Any]] = []
-    for ex in tqdm(examples, desc=f"eval {adapter or 'base'}", leave=False):
+    def one(ex: Example) -> dict[str, Any]:
         out = lm.generate(ex.prompt_messages(system), adapter=adapter, max_new_tokens=max_new_tokens).text
         scores: dict[str, Any] = {"rouge_l": rouge_l(ex.output, out)}
         if scorer is not None:
             scores.update(scorer(ex, out))
-        rows.append(scores)
+        return scores
+
+    bar = tqdm(total=len(examples), desc=f"eval {adapter or 'base'}", leave=False)
+    with ThreadPoolExecutor(max(1, concurrency)) as pool:
+        rows = []
+        for scores in pool.map(one, examples):  # results in the examples' order
+            rows.append(scores)
+            bar.update(1)
+    bar.close()
     return aggregate(rows)
 
 

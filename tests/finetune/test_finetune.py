@@ -186,3 +186,41 @@ def test_macro_f1_and_aggregate():
     assert macro_f1(["a", "a", "b"], ["a", "b", "b"]) == pytest.approx((2 / 3 + 2 / 3) / 2)
     agg = aggregate([{"x": 1.0, "gold:c": "a", "pred:c": "a"}, {"x": 0.0, "gold:c": "b", "pred:c": "a"}])
     assert agg["x"] == 0.5 and agg["c_macro_f1"] == pytest.approx((2 / 3 + 0) / 2)
+
+
+def test_length_grouped_schedule_keeps_every_row_once_per_epoch_and_cuts_padding():
+    import random
+
+    from puyu_apps.finetune.trainer import _schedule
+
+    lengths = [random.Random(i).randint(20, 300) for i in range(400)]
+    grouped = _schedule(lengths, FinetuneConfig(batch_size=8, epochs=2, group_by_length=True))
+    plain = _schedule(lengths, FinetuneConfig(batch_size=8, epochs=2, group_by_length=False))
+    assert grouped == _schedule(lengths, FinetuneConfig(batch_size=8, epochs=2))  # fixed by the seed: resumable
+    for batches in (grouped, plain):
+        assert len(batches) == 100 and all(len(b) == 8 for b in batches)
+        assert sorted(i for b in batches[:50] for i in b) == list(range(400))  # one epoch: every row once
+
+    def padded(batches):
+        return sum(max(lengths[i] for i in b) * len(b) for b in batches)
+
+    assert padded(grouped) < 0.85 * padded(plain)
+    assert grouped[0] != sorted(grouped[0]) or grouped[1] != grouped[0]  # not one global sort: batches vary
+    firsts = [min(lengths[i] for i in b) for b in grouped[:50]]
+    assert firsts != sorted(firsts)  # the batches are shuffled, not served shortest first
+
+
+@pytest.mark.skipif(not __import__("puyu_apps.engine", fromlist=["available"]).available(),
+                    reason="llama-cpp-python is not installed (the 'fast' extra)")
+def test_eval_scores_answers_on_the_fast_path_in_batches(tmp_path, capsys):
+    """`puyu eval` on the embedded model: the loss on the transformers weights, the answers on llama.cpp 4 at a
+    time with the shipped service adapter, which must beat the base model on its own task."""
+    from puyu_apps.cli import main
+
+    assert main(["eval", "--vertical", "service", "--limit", "4", "--max-new-tokens", "40", "--concurrency", "4",
+                 "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "answers: llama.cpp" in out and "4 at a time" in out
+    rows = json.loads(out[out.index("{"): out.rindex("}") + 1])
+    assert rows["adapter"]["eval_loss"] < rows["base"]["eval_loss"]
+    assert rows["adapter"]["intent_accuracy"] > rows["base"]["intent_accuracy"]
