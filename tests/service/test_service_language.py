@@ -122,3 +122,15 @@ def test_complete_sentences_and_discard():
     speaker = SentenceSpeaker(EspeakTTS())
     speaker.feed("A whole sentence here. And half of")
     assert speaker.discard() == "And half of" and speaker.flush() == []
+
+
+def test_word_error_rate_reads_numbers_as_words():
+    from puyu_apps.service.asr import number_words, word_error_rate
+
+    assert number_words(123) == ["one", "hundred", "twenty", "three"]
+    assert number_words(2_500_040) == ["two", "million", "five", "hundred", "thousand", "forty"]
+    # what speech synthesis says for a digit string, and Whisper writes either way
+    assert word_error_rate("Order 123 has shipped.", "order one hundred twenty-three has shipped") == 0.0
+    assert word_error_rate("one hundred and five", "105") == 0.0
+    assert word_error_rate("Order 123 has shipped.", "order 124 has shipped") == 1 / 7  # one word of seven
+    assert word_error_rate("退款需要三天", "退款需要三天") == 0.0 and word_error_rate("", "x") == 1.0
