@@ -126,6 +126,25 @@ class HFEngine(Engine):
                                     do_sample=False, pad_token_id=0)
         return int(out.shape[1] - ids.shape[1])
 
+    def run_batched(self, jobs: list[tuple[str, int, str | None]]) -> int:
+        """All ``jobs`` in one left-padded ``generate`` call, as a transformers user serves concurrent requests:
+        every row runs to the longest request's length. Returns the tokens the requests asked for (the rest of
+        each row is work thrown away)."""
+        lm = self.lm
+        tok = lm.tokenizer
+        side, tok.padding_side = tok.padding_side, "left"
+        try:
+            enc = tok([lm.format_prompt(p) for p, _, _ in jobs], return_tensors="pt", padding=True,
+                      add_special_tokens=False)
+        finally:
+            tok.padding_side = side
+        n = max(k for _, k, _ in jobs)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        with torch.inference_mode():
+            out = lm.model.generate(**enc, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=pad)
+        assert out.shape[1] - enc["input_ids"].shape[1] == n
+        return sum(k for _, k, _ in jobs)
+
 
 class DirectEngine(Engine):
     """llama-cpp-python's ``Llama`` class on the same GGUF file, its own decode loop (``Llama.generate``)."""
@@ -169,9 +188,12 @@ class DirectEngine(Engine):
 class FastEngine(Engine):
     """Our fast path: LanguageModel on llama.cpp (scheduler, streaming detokenisation, stop strings)."""
 
-    def __init__(self, threads: int, adapters: dict[str, Path] | None = None, gguf_format: str | None = None):
+    def __init__(self, threads: int, adapters: dict[str, Path] | None = None, gguf_format: str | None = None,
+                 n_seq: int | None = None):
         self.lm = LanguageModel.load(DEFAULT_MODEL, backend="llama.cpp", threads=threads, adapters=adapters,
                                      gguf_format=gguf_format)
+        if n_seq:
+            self.lm.n_seq = n_seq  # sequences decoded together (before the scheduler is made below)
         self.lm._eos = set()  # generate exactly the requested number of tokens
         self.lm.scheduler.eos = frozenset()
         self.lm.prefix_cache = False  # every round reads its prompt again (the prefix cache has its own table)
@@ -359,6 +381,36 @@ def prefix_rows(lm: LanguageModel, out: Callable[[str], None], repeats: int) -> 
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def concurrent32(args: argparse.Namespace, out: Callable[[str], None], fp32: HFEngine, bf16: HFEngine) -> None:
+    """32 concurrent requests (the 8 mixed-length ones, four times): transformers in one padded batch against the
+    fast path decoding 32 sequences together."""
+    jobs = [(p, k, None) for p, k in CONCURRENT] * 4
+    total = sum(k for _, k, _ in jobs)
+    fast32 = {w: FastEngine(args.threads, gguf_format=f, n_seq=32) for w, f in (("Q4_1", None), ("Q8_0", "q8_0"))}
+    for e in fast32.values():
+        e.run_concurrent(jobs[:4])  # warm-up
+    cases: dict[str, Callable[[], int]] = {f"fast-{w}": (lambda e=e: e.run_concurrent(jobs)) for w, e in fast32.items()}
+    if not args.skip_hf_concurrent:
+        cases["fp32-batch"] = lambda: fp32.run_batched(jobs)
+        cases["bf16-batch"] = lambda: bf16.run_batched(jobs)
+    agg = {k: v[1] / v[0] for k, v in rounds(cases, max(1, args.repeats - 1)).items()}
+    out()
+    out(f"### 32 concurrent requests ({total} new tokens in all): aggregate tok/s")
+    out()
+    out("| engine | weights | how | tok/s | vs transformers fp32 batch |")
+    out("|---|---|---|---|---|")
+    ref = agg.get("fp32-batch")
+    rows = [("fp32-batch", "transformers `generate`", "fp32", "32 in one left-padded batch"),
+            ("bf16-batch", "transformers `generate`", "bf16", "32 in one left-padded batch"),
+            ("fast-Q4_1", "puyu fast path (llama.cpp backend)", "GGUF Q4_1", "32 sequences decoded together"),
+            ("fast-Q8_0", "puyu fast path (llama.cpp backend)", "GGUF Q8_0", "32 sequences decoded together")]
+    for key, name, weights, how in rows:
+        if key in agg:
+            out(f"| {name} | {weights} | {how} | {agg[key]:.1f} | {f'{agg[key] / ref:.2f}x' if ref else '-'} |")
+    for e in fast32.values():
+        e.lm.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tokens", type=int, default=128)
@@ -438,6 +490,8 @@ def main() -> None:
     }
     if not args.skip_hf_concurrent:
         cases["fp32-seq"] = lambda: fp32.run_many(jobs)
+        cases["fp32-batch"] = lambda: fp32.run_batched(jobs)
+        cases["bf16-batch"] = lambda: bf16.run_batched(jobs)
     res8 = rounds(cases, args.repeats)
     agg = {k: v[1] / v[0] for k, v in res8.items()}
     out()
@@ -447,6 +501,8 @@ def main() -> None:
         "vs llama.cpp direct, same weights, one after another |")
     out("|---|---|---|---|---|---|")
     rows = [("fp32-seq", "transformers `generate`", "fp32", "one after another", None),
+            ("fp32-batch", "transformers `generate`", "fp32", "8 in one left-padded batch (to the longest)", None),
+            ("bf16-batch", "transformers `generate`", "bf16", "8 in one left-padded batch (to the longest)", None),
             ("direct-seq", direct.name, "GGUF Q4_1", "one after another", "direct-seq"),
             ("fast-seq", fast.name, "GGUF Q4_1", "one after another", "direct-seq"),
             ("fast-conc", fast.name, "GGUF Q4_1", "8 at once, batched decode", "direct-seq"),
@@ -463,6 +519,12 @@ def main() -> None:
             out(f"| {name} | {weights} | {how} | {agg[key]:.1f} | {agg[key] / agg['direct-seq']:.2f}x | {same_w} |")
     out()
     out(f"mixed adapters vs one adapter (8 at once): {agg['fast-conc-mixed'] / agg['fast-conc-single']:.2f}x")
+    if "fp32-batch" in agg:
+        hf_best = max(agg["fp32-batch"], agg["bf16-batch"])
+        out("fast path 8 at once vs the better transformers padded batch "
+            f"({hf_best:.1f} tok/s): Q4_1 {agg['fast-conc'] / hf_best:.2f}x, Q8_0 {agg['fast-conc-q8'] / hf_best:.2f}x,"
+            f" Q4_0 {agg['fast-conc-q4'] / hf_best:.2f}x")
+    concurrent32(args, out, fp32, bf16)
     # latency
     lat = fast.lm.generate(jobs[0][0], GenerationConfig(max_new_tokens=jobs[0][1]))
     out(f"batch-1 metrics of the fast path: TTFT {lat.ttft_s * 1000:.0f} ms, inter-token P50 "

@@ -202,6 +202,12 @@ class Context:
             raise AdapterError(f"llama.cpp could not activate the adapters (code {rc}): {_last_errors()}")
         self._adapters = key
 
+    def set_threads(self, n: int) -> None:
+        """Threads for the following decodes (a no-op when unchanged)."""
+        if n != self.n_threads:
+            self.lib.llama_set_n_threads(self.ptr, n, n)
+            self.n_threads = n
+
     # -- sequences ----------------------------------------------------------------------------------------
     def clear(self, seq: int) -> None:
         self.lib.llama_memory_seq_rm(self.mem, seq, -1, -1)

@@ -32,6 +32,8 @@ BACKEND = "llama.cpp"
 
 #: default number of sequences decoded together
 DEFAULT_SEQS = 8
+#: default number of llama.cpp contexts (one per adapter group: base model + three verticals)
+DEFAULT_LANES = 4
 #: default KV cache size (tokens, shared by all sequences) when the model's window is larger
 DEFAULT_CTX = 8192
 
@@ -166,6 +168,8 @@ class LlamaCppLanguageModel(LanguageModel):
         self.threads = load_config.threads or _default_threads()
         window = self.base.n_ctx_train or getattr(config, "max_position_embeddings", None) or 2048
         self.n_seq = n_seq or int(os.environ.get("PUYU_APPS_LLAMA_SEQS", DEFAULT_SEQS))
+        #: contexts over the shared weights, one per adapter group (``$PUYU_APPS_LLAMA_LANES``); see the scheduler
+        self.max_lanes = int(os.environ.get("PUYU_APPS_LLAMA_LANES", DEFAULT_LANES))
         self.n_ctx = min(n_ctx or load_config.max_context or DEFAULT_CTX, window)
         self.max_context = self.n_ctx
         self._eos = eos
@@ -214,7 +218,7 @@ class LlamaCppLanguageModel(LanguageModel):
         with self._sched_lock:
             if self._sched is None:
                 self._sched = Scheduler(self.llama, n_ctx=self.n_ctx, n_seq=self.n_seq, n_threads=self.threads,
-                                        prefix_cache=self.prefix_cache)
+                                        prefix_cache=self.prefix_cache, max_lanes=self.max_lanes)
                 self._sched.eos = frozenset(self._eos)
             self._sched.prefix_cache = self.prefix_cache  # read by the engine thread at each admission
             return self._sched

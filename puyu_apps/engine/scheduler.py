@@ -4,8 +4,16 @@ Each step the scheduler admits waiting requests into free sequence slots (while 
 prompt plus their token budget), then, for each group of requests that share the same LoRA adapters, runs one
 ``llama_decode`` holding the next token of every generating request and a chunk of every prompt still being
 read; it samples a token per request and hands it to that request's queue. Finished and cancelled requests
-leave between steps and free their slot at once. llama.cpp applies adapters per context, so requests with
-different adapters decode in separate (back-to-back) batches of the same context and the same KV cache.
+leave between steps and free their slot at once.
+
+Lanes: llama.cpp applies adapters per context, and changing them makes the next decode rebuild and re-reserve
+its compute graph. So each adapter group gets its own *lane*, a context (KV cache, graph) over the same loaded
+weights, up to ``max_lanes``; the groups decode back to back, each in its lane, and no lane ever switches. Past
+``max_lanes`` groups, a new group shares the least-used lane and that lane switches adapters between its groups
+(the adapters already set go first). When two or more lanes have work in a step, they decode at the same time
+on a pool of threads, one CPU thread each: a decode of a few tokens spends much of its time synchronising its
+threads, so four adapter groups of two requests took 44 ms a step one after another on 2 threads, and 31 ms two
+at a time on 1 thread each (one group of eight: 26 ms; ``benchmarks/engine_mixed_adapters.py``).
 
 Prefix reuse (``prefix_cache=True``, the default): a finished request leaves its tokens in its slot's KV cells.
 A new request takes the free slot, or copies (shares) the cells of any slot, holding the longest run of its own
@@ -46,8 +54,8 @@ _END = None  # queue sentinel: the request ended (token budget used up, or retir
 class Request:
     """One generation request. Iterate :meth:`tokens` (in the caller's thread) to get token ids."""
 
-    __slots__ = ("prompt", "cfg", "adapters", "group", "out", "cancelled", "seq", "n_read", "n_gen", "next_token",
-                 "seen", "generator", "reserve", "done", "t_submit", "generated", "cached")
+    __slots__ = ("prompt", "cfg", "adapters", "group", "out", "cancelled", "seq", "lane", "n_read", "n_gen",
+                 "next_token", "seen", "generator", "reserve", "done", "t_submit", "generated", "cached")
 
     def __init__(self, prompt: list[int], cfg: GenerationConfig, adapters: tuple[LoraHandle, ...]):
         self.prompt = prompt
@@ -57,6 +65,7 @@ class Request:
         self.out: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.cancelled = False
         self.seq = -1
+        self.lane: _Lane | None = None
         self.n_read = 0  # prompt tokens already in the KV cache
         self.n_gen = 0
         self.next_token = -1
@@ -93,6 +102,20 @@ class _Slot:
         self.used = 0.0
 
 
+class _Lane:
+    """One llama.cpp context (its own KV cache and compute graph) with its sequence slots, and the adapter groups
+    that decode in it."""
+
+    __slots__ = ("ctx", "free", "slots", "reserved", "groups")
+
+    def __init__(self, ctx: Context, n_seq: int):
+        self.ctx = ctx
+        self.free = list(range(n_seq - 1, -1, -1))
+        self.slots = [_Slot() for _ in range(n_seq)]
+        self.reserved = 0  # KV cells promised to the admitted requests
+        self.groups: set[tuple[int, ...]] = set()
+
+
 def _common_prefix(a: list[int], b: list[int]) -> int:
     n = min(len(a), len(b))
     i = 0
@@ -102,30 +125,34 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 
 class Scheduler:
-    """Owns one llama.cpp context and the thread that decodes into it."""
+    """Owns the llama.cpp contexts (lanes) and the thread that decodes into them."""
 
     #: shortest shared prefix worth reusing (shorter ones are read again)
     min_reuse = 4
+    #: decode lanes side by side, one thread each, when two or more have work (False: one after another)
+    parallel_lanes = True
 
     def __init__(self, model: LlamaModel, *, n_ctx: int, n_seq: int = 8, n_batch: int = 256, n_threads: int = 2,
-                 max_queue: int = 256, flash_attn: int = -1, prefix_cache: bool = True):
+                 max_queue: int = 256, flash_attn: int = -1, prefix_cache: bool = True, max_lanes: int = 4):
         self.model = model
-        self.ctx = Context(model, n_ctx=n_ctx, n_seq=n_seq, n_batch=n_batch, n_threads=n_threads,
-                           flash_attn=flash_attn, kv_unified=True)
-        self.n_ctx = self.ctx.n_ctx
+        self._ctx_args = dict(n_ctx=n_ctx, n_seq=n_seq, n_batch=n_batch, n_threads=n_threads, flash_attn=flash_attn,
+                              kv_unified=True)
+        self.lanes = [_Lane(Context(model, **self._ctx_args), n_seq)]
+        self.n_ctx = self.lanes[0].ctx.n_ctx
         self.n_seq = n_seq
+        self.n_threads = n_threads
+        self.max_lanes = max(1, max_lanes)
+        self._pool: Any = None  # threads that decode lanes side by side (made on first use)
+        self._stats_lock = threading.Lock()
         self.max_queue = max_queue
         self._pending: deque[Request] = deque()
         self._active: list[Request] = []
-        self._free = list(range(n_seq - 1, -1, -1))
-        self._slots = [_Slot() for _ in range(n_seq)]
         self.prefix_cache = prefix_cache
-        self._reserved = 0
         self._retire_adapters: list[LoraHandle] = []
         self._cond = threading.Condition()
         self._stop = False
         self._thread: threading.Thread | None = None
-        self.stats = {"steps": 0, "decodes": 0, "tokens": 0, "reused": 0, "switches": 0}
+        self.stats = {"steps": 0, "decodes": 0, "tokens": 0, "reused": 0, "switches": 0, "lanes": 1}
 
     # -- the caller's side ------------------------------------------------------------------------------------
     def submit(self, req: Request) -> Request:
@@ -175,69 +202,105 @@ class Scheduler:
             self._thread.join(timeout=30)
         for r in list(self._active) + list(self._pending):
             r.out.put(EngineError("the engine was closed"))
-        self.ctx.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        for lane in self.lanes:
+            lane.ctx.close()
 
     # -- the engine thread --------------------------------------------------------------------------------------
     def _free_retired(self) -> None:
         in_use = {id(h) for r in list(self._active) + list(self._pending) for h in r.adapters}
-        keep = []
+        keep, freed = [], set()
         for h in self._retire_adapters:
             if id(h) in in_use:
                 keep.append(h)
             else:
                 self.model.free_lora(h)
+                freed.add(id(h))
         self._retire_adapters = keep
+        if freed:  # the group keys of freed adapters may come back with a new adapter at the same address
+            for lane in self.lanes:
+                lane.groups = {g for g in lane.groups if not freed.intersection(g)}
+                for q in lane.free:
+                    if freed.intersection(lane.slots[q].group):
+                        lane.ctx.clear(q)
+                        lane.slots[q].tokens, lane.slots[q].group = [], ()
 
-    def _cached_cells(self, skip: int = -1) -> int:
-        return sum(len(self._slots[q].tokens) for q in self._free if q != skip)
+    def _lane_for(self, group: tuple[int, ...]) -> _Lane:
+        """The lane of ``group``: its own, a new one while fewer than ``max_lanes`` exist, else the least used."""
+        for lane in self.lanes:
+            if group in lane.groups:
+                return lane
+        lane = next((ln for ln in self.lanes if not ln.groups), None)
+        if lane is None and len(self.lanes) < self.max_lanes:
+            try:
+                lane = _Lane(Context(self.model, **self._ctx_args), self.n_seq)
+            except PuyuError:  # no memory for another context: share the existing ones from now on
+                self.max_lanes = len(self.lanes)
+            else:
+                self.lanes.append(lane)
+                self.stats["lanes"] = len(self.lanes)
+        if lane is None:
+            lane = min(self.lanes, key=lambda ln: (len(ln.groups), sum(r.lane is ln for r in self._active)))
+        lane.groups.add(group)
+        return lane
 
-    def _pick_slot(self, req: Request) -> tuple[int, int, int]:
-        """(free slot to use, slot to take the prefix from or -1, prefix length) for ``req``."""
-        oldest = min(self._free, key=lambda q: (len(self._slots[q].tokens) > 0, self._slots[q].used))
+    @staticmethod
+    def _cached_cells(lane: _Lane, skip: int = -1) -> int:
+        return sum(len(lane.slots[q].tokens) for q in lane.free if q != skip)
+
+    def _pick_slot(self, lane: _Lane, req: Request) -> tuple[int, int, int]:
+        """(free slot of ``lane`` to use, slot to take the prefix from or -1, prefix length) for ``req``."""
+        slots = lane.slots
+        oldest = min(lane.free, key=lambda q: (len(slots[q].tokens) > 0, slots[q].used))
         src, src_k = -1, 0
         if self.prefix_cache:
             limit = len(req.prompt) - 1  # the last prompt token is always read again: its logits start decoding
-            for q in self._free:
-                slot = self._slots[q]
-                k = min(_common_prefix(slot.tokens, req.prompt), limit) if slot.group == req.group else 0
+            for q in lane.free:
+                k = min(_common_prefix(slots[q].tokens, req.prompt), limit) if slots[q].group == req.group else 0
                 if k > src_k:
                     src, src_k = q, k
             for r in self._active:
-                if r.group == req.group:
+                if r.lane is lane and r.group == req.group:
                     k = min(_common_prefix(r.kv_tokens(), req.prompt), limit)
                     if k > src_k:
                         src, src_k = r.seq, k
         if src_k < self.min_reuse:
             return oldest, -1, 0
-        if src in self._free:
+        if src in lane.free:
             return src, src, src_k
         # the prefix lives in an active sequence: share its cells into the emptiest free slot
         return oldest, src, src_k
 
     def _admit(self) -> None:
-        while self._pending and self._free:
-            req = self._pending[0]
+        waiting: set[int] = set()  # lanes whose first waiting request is held back: later ones wait behind it
+        for req in list(self._pending):
             if req.cancelled:
-                self._pending.popleft()
+                self._pending.remove(req)
                 req.done = True
                 continue
-            seq, src, k = self._pick_slot(req)
-            if self._reserved + req.reserve + self._cached_cells(skip=seq) > self.n_ctx:
-                if self._active and self._reserved + req.reserve > self.n_ctx:
-                    break  # wait for room in the KV cache (first come, first served)
-                self._evict(req.reserve, keep=(seq, src))
-            self._pending.popleft()
-            self._free.remove(seq)
-            self._reserved += req.reserve
-            slot = self._slots[seq]
+            lane = self._lane_for(req.group)
+            if id(lane) in waiting or not lane.free:
+                waiting.add(id(lane))
+                continue
+            seq, src, k = self._pick_slot(lane, req)
+            if lane.reserved + req.reserve + self._cached_cells(lane, skip=seq) > self.n_ctx:
+                if lane.reserved + req.reserve > self.n_ctx and any(r.lane is lane for r in self._active):
+                    waiting.add(id(lane))  # wait for room in this lane's KV cache (first come, first served)
+                    continue
+                self._evict(lane, req.reserve, keep=(seq, src))
+            self._pending.remove(req)
+            lane.free.remove(seq)
+            lane.reserved += req.reserve
+            slot = lane.slots[seq]
             if src == seq:
-                self.ctx.remove(seq, k)
+                lane.ctx.remove(seq, k)
             else:
-                self.ctx.clear(seq)
+                lane.ctx.clear(seq)
                 if src >= 0:
-                    self.ctx.copy(src, seq, k)
+                    lane.ctx.copy(src, seq, k)
             slot.tokens, slot.group = [], req.group
-            req.seq, req.n_read, req.cached = seq, k, k
+            req.seq, req.lane, req.n_read, req.cached = seq, lane, k, k
             self.stats["reused"] += k
             if req.cfg.repetition_penalty != 1.0:
                 req.seen = list(req.prompt)
@@ -263,33 +326,35 @@ class Scheduler:
     def drop_cache(self) -> None:
         """Forget every cached prefix (the cells of finished requests). Engine thread, or no engine thread."""
         self._drop_requested = False
-        for q in self._free:
-            if self._slots[q].tokens:
-                self.ctx.clear(q)
-                self._slots[q].tokens = []
+        for lane in self.lanes:
+            for q in lane.free:
+                if lane.slots[q].tokens:
+                    lane.ctx.clear(q)
+                    lane.slots[q].tokens = []
 
-    def _evict(self, need: int, keep: tuple[int, int]) -> None:
-        """Drop cached prefixes (least recently used first) until ``need`` more cells fit."""
-        for q in sorted(self._free, key=lambda q: self._slots[q].used):
-            if self._reserved + need + self._cached_cells() <= self.n_ctx:
+    def _evict(self, lane: _Lane, need: int, keep: tuple[int, int]) -> None:
+        """Drop cached prefixes of ``lane`` (least recently used first) until ``need`` more cells fit."""
+        for q in sorted(lane.free, key=lambda q: lane.slots[q].used):
+            if lane.reserved + need + self._cached_cells(lane) <= self.n_ctx:
                 return
-            if q in keep or not self._slots[q].tokens:
+            if q in keep or not lane.slots[q].tokens:
                 continue
-            self.ctx.clear(q)
-            self._slots[q].tokens = []
+            lane.ctx.clear(q)
+            lane.slots[q].tokens = []
 
     def _retire(self, req: Request, error: BaseException | None = None) -> None:
         req.done = True
-        if req.seq >= 0:
-            slot = self._slots[req.seq]
+        lane = req.lane
+        if lane is not None and req.seq >= 0:
+            slot = lane.slots[req.seq]
             if self.prefix_cache and error is None:
                 slot.tokens, slot.group, slot.used = req.kv_tokens(), req.group, time.perf_counter()
             else:
-                self.ctx.clear(req.seq)
+                lane.ctx.clear(req.seq)
                 slot.tokens = []
-            self._free.append(req.seq)
+            lane.free.append(req.seq)
+            lane.reserved -= req.reserve
             req.seq = -1
-        self._reserved -= req.reserve
         req.out.put(error if error is not None else _END)
 
     def _loop(self) -> None:
@@ -324,20 +389,55 @@ class Scheduler:
                                 f"llama.cpp decode failed: {type(exc).__name__}: {exc}"))
 
     def _step(self, active: list[Request]) -> None:
-        groups: dict[tuple[int, ...], list[Request]] = {}
+        lanes: dict[int, tuple[_Lane, dict[tuple[int, ...], list[Request]]]] = {}
         for r in active:
-            groups.setdefault(r.group, []).append(r)
+            assert r.lane is not None
+            lanes.setdefault(id(r.lane), (r.lane, {}))[1].setdefault(r.group, []).append(r)
         self.stats["steps"] += 1
-        # the adapters already set on the context go first: a switch costs a graph rebuild in llama.cpp, and the
-        # last group of this step is then the first of the next (G - 1 switches per step for G groups, not G)
-        current = self.ctx._adapters
-        for key in sorted(groups, key=lambda g: g != current):
-            if key != self.ctx._adapters:
-                self.stats["switches"] += 1
-            self._decode_group(groups[key])
+        work = list(lanes.values())
+        if len(work) == 1 or self.n_threads < 2 or not self.parallel_lanes:
+            for lane, groups in work:
+                self._run_lane(lane, groups, self.n_threads)
+            return
+        # lanes side by side: as many workers as threads, the lanes spread by their tokens in this step
+        n_workers = min(self.n_threads, len(work))
+        buckets: list[list[tuple[_Lane, dict]]] = [[] for _ in range(n_workers)]
+        loads = [0] * n_workers
+        for lane, groups in sorted(work, key=lambda w: -self._tokens(w[1])):
+            i = loads.index(min(loads))
+            buckets[i].append((lane, groups))
+            loads[i] += self._tokens(groups)
+        each = max(1, self.n_threads // n_workers)
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
 
-    def _decode_group(self, reqs: list[Request]) -> None:
-        ctx = self.ctx
+            self._pool = ThreadPoolExecutor(self.n_threads, thread_name_prefix="puyu-lane")
+
+        def run(bucket: list[tuple[_Lane, dict]]) -> None:
+            for lane, groups in bucket:
+                self._run_lane(lane, groups, each)
+
+        for future in [self._pool.submit(run, b) for b in buckets]:
+            future.result()  # an error in any lane ends the step (the loop retires its requests)
+
+    def _tokens(self, groups: dict[tuple[int, ...], list[Request]]) -> int:
+        """The tokens a lane's decodes hold in this step (a generating request 1, a prompt its next chunk)."""
+        n_batch = self.lanes[0].ctx.n_batch
+        return sum(1 if r.n_read == len(r.prompt) else min(len(r.prompt) - r.n_read, n_batch)
+                   for reqs in groups.values() for r in reqs)
+
+    def _run_lane(self, lane: _Lane, groups: dict[tuple[int, ...], list[Request]], threads: int) -> None:
+        lane.ctx.set_threads(threads)
+        # in a shared lane the adapters already set go first: a switch costs a graph rebuild in llama.cpp, and the
+        # last group of this step is then the first of the next (G - 1 switches per step, not G)
+        current = lane.ctx._adapters
+        for key in sorted(groups, key=lambda g: g != current):
+            if key != lane.ctx._adapters:
+                with self._stats_lock:
+                    self.stats["switches"] += 1
+            self._decode_group(lane.ctx, groups[key])
+
+    def _decode_group(self, ctx: Context, reqs: list[Request]) -> None:
         tokens: list[int] = []
         positions: list[int] = []
         seqs: list[int] = []
@@ -371,8 +471,9 @@ class Scheduler:
             return
         ctx.set_adapters(reqs[0].adapters)
         rc = ctx.decode(tokens, positions, seqs, outputs)
-        self.stats["decodes"] += 1
-        self.stats["tokens"] += len(tokens)
+        with self._stats_lock:
+            self.stats["decodes"] += 1
+            self.stats["tokens"] += len(tokens)
         if rc != 0:
             raise EngineError(f"llama_decode returned {rc} ({'no room in the KV cache' if rc == 1 else 'error'})")
         finished: list[Request] = []

@@ -99,8 +99,13 @@ def test_adapters_on_every_projection_rslora_and_rank_patterns_match_peft(tiny_f
         fast.close()
 
 
-def test_mixed_adapters_concurrently_equal_one_at_a_time(tiny_folder, folder_adapters):
-    fast = LanguageModel.load(str(tiny_folder), backend="llama.cpp", threads=1,
+@pytest.mark.parametrize("lanes,n_threads", [(4, 2), (4, 1), (1, 1)])
+def test_mixed_adapters_concurrently_equal_one_at_a_time(tiny_folder, folder_adapters, lanes, n_threads, monkeypatch):
+    """Three adapter groups (base, a, b): with 4 lanes each decodes in its own context and none switches adapters
+    after its first decode (with 2 threads, two lanes decode at the same time, one thread each); with 1 lane they
+    share the context and switch between groups. Same outputs."""
+    monkeypatch.setenv("PUYU_APPS_LLAMA_LANES", str(lanes))
+    fast = LanguageModel.load(str(tiny_folder), backend="llama.cpp", threads=n_threads,
                               adapters={"a": folder_adapters["a"], "b": folder_adapters["b"]})
     ref = LanguageModel.load(str(tiny_folder), backend="transformers",
                              adapters={"a": folder_adapters["a"], "b": folder_adapters["b"]})
@@ -120,7 +125,30 @@ def test_mixed_adapters_concurrently_equal_one_at_a_time(tiny_folder, folder_ada
             t.join(timeout=120)
         assert all(same_or_near_tie(ref, p, g, e, ad) for (p, ad, _), g, e in zip(jobs, got, expected))
         assert sum(g == e for g, e in zip(got, expected)) >= len(jobs) - 2
-        assert fast.scheduler.stats["steps"] > 0
+        stats = fast.scheduler.stats
+        assert stats["steps"] > 0
+        if lanes == 4:
+            assert stats["lanes"] == 3 and stats["switches"] <= 2  # each lane set its adapter once
+            assert (fast.scheduler._pool is not None) == (n_threads == 2)  # lanes decoded side by side
+        else:
+            assert stats["lanes"] == 1 and stats["switches"] > 2
+    finally:
+        fast.close()
+
+
+def test_unloading_an_adapter_drops_its_lane_and_cached_prefixes(tiny_folder, folder_adapters):
+    fast = LanguageModel.load(str(tiny_folder), backend="llama.cpp", threads=1, adapters={"a": folder_adapters["a"]})
+    try:
+        fast.generate(PROMPTS[0], max_new_tokens=6, adapter="a")
+        sched = fast.scheduler
+        key = (id(fast.adapters.handles["a"]),)
+        assert any(key in lane.groups for lane in sched.lanes)
+        assert any(s.group == key and s.tokens for lane in sched.lanes for s in lane.slots)
+        fast.unload_adapter("a")
+        fast.generate(PROMPTS[0], max_new_tokens=2)  # the engine thread frees the adapter between steps
+        # a new adapter could be allocated at the same address: nothing computed with the old one may match it
+        assert not any(key in lane.groups for lane in sched.lanes)
+        assert not any(s.group == key for lane in sched.lanes for s in lane.slots)
     finally:
         fast.close()
 
