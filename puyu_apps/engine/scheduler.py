@@ -12,8 +12,8 @@ weights, up to ``max_lanes``; the groups decode back to back, each in its lane, 
 ``max_lanes`` groups, a new group shares the least-used lane and that lane switches adapters between its groups
 (the adapters already set go first). When two or more lanes have work in a step, they decode at the same time
 on a pool of threads, one CPU thread each: a decode of a few tokens spends much of its time synchronising its
-threads, so four adapter groups of two requests took 44 ms a step one after another on 2 threads, and 31 ms two
-at a time on 1 thread each (one group of eight: 26 ms; ``benchmarks/engine_mixed_adapters.py``).
+threads. Eight requests over four adapter groups then run at 0.94-0.98x the speed of eight on one adapter (lanes
+one after another: 0.76x; one shared context: 0.63x; ``benchmarks/engine_mixed_adapters.py``).
 
 Prefix reuse (``prefix_cache=True``, the default): a finished request leaves its tokens in its slot's KV cells.
 A new request takes the free slot, or copies (shares) the cells of any slot, holding the longest run of its own
