@@ -403,10 +403,10 @@ class Scheduler:
         n_workers = min(self.n_threads, len(work))
         buckets: list[list[tuple[_Lane, dict]]] = [[] for _ in range(n_workers)]
         loads = [0] * n_workers
-        for lane, groups in sorted(work, key=lambda w: -self._tokens(w[1])):
+        for n, lane, groups in sorted(((self._tokens(g), ln, g) for ln, g in work), key=lambda w: -w[0]):
             i = loads.index(min(loads))
             buckets[i].append((lane, groups))
-            loads[i] += self._tokens(groups)
+            loads[i] += n
         each = max(1, self.n_threads // n_workers)
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
