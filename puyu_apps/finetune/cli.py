@@ -90,10 +90,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     lm.load_adapter("eval", adapter_dir)
     # Task scores come from the backend the verticals run by default (`auto`: llama.cpp on the CPU for the
     # embedded model, requests decoded 8 at a time), or the one named by --backend.
-    gen_lm = lm if args.backend == "transformers" else LanguageModel.load(args.model, backend=args.backend)
-    if gen_lm.info().backend.startswith("transformers"):
+    from ..core.config import LoadConfig
+    from ..engine.backend import choose_backend
+
+    if choose_backend(args.model, LoadConfig(backend=args.backend))[0] == "transformers":
         gen_lm, concurrency = lm, 1  # one request at a time, on the copy already loaded
     else:
+        gen_lm = LanguageModel.load(args.model, backend="llama.cpp")
         gen_lm.load_adapter("eval", adapter_dir)
         concurrency = max(1, args.concurrency)
     info = gen_lm.info()
