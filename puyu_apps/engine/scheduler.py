@@ -273,6 +273,8 @@ class Scheduler:
         return oldest, src, src_k
 
     def _admit(self) -> None:
+        if self._drop_requested:  # asked while the engine thread was running or waiting: before any admission
+            self.drop_cache()
         waiting: set[int] = set()  # lanes whose first waiting request is held back: later ones wait behind it
         for req in list(self._pending):
             if req.cancelled:
@@ -365,8 +367,6 @@ class Scheduler:
                     self._retire(r)
                 if self._retire_adapters:
                     self._free_retired()
-                if self._drop_requested:
-                    self.drop_cache()
                 self._admit()
                 while not self._active and not self._stop:
                     if not self._pending and not self._cond.wait(timeout=self.idle_exit_s):

@@ -274,6 +274,16 @@ def test_prefix_cache_reuses_earlier_turns_and_changes_no_token(fast_lm, tiny_fo
         plain.close()
 
 
+def test_clearing_the_prefix_cache_while_the_engine_thread_waits_takes_effect(fast_lm):
+    prompt = "You are a careful assistant for a hospital. Answer briefly and cite the report. " * 2
+    fast_lm.generate(prompt, max_new_tokens=4)
+    assert fast_lm.generate(prompt, max_new_tokens=4).cached_tokens > 0
+    sched = fast_lm.scheduler
+    assert sched._thread is not None and sched._thread.is_alive()  # idle, waiting for work
+    fast_lm.clear_prefix_cache()
+    assert fast_lm.generate(prompt, max_new_tokens=4).cached_tokens == 0  # the next request starts cold
+
+
 def test_prefix_cache_is_per_adapter(tiny_folder, folder_adapters):
     lm = LanguageModel.load(str(tiny_folder), backend="llama.cpp", threads=1, adapters={"a": folder_adapters["a"]})
     ref = LanguageModel.load(str(tiny_folder), backend="transformers", adapters={"a": folder_adapters["a"]})
