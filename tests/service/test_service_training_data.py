@@ -134,7 +134,7 @@ class FakeStream:
         yield from self.pieces
 
 
-def test_pipeline_speaks_the_reply_not_the_intent_line(tmp_path):
+def test_pipeline_speaks_the_reply_not_the_intent_line(tmp_path, monkeypatch):
     pipe = CustomerServicePipeline(model="tiny-random-llama", db_url=f"sqlite:///{tmp_path / 't.db'}",
                                    max_new_tokens=60)
     heard = []
@@ -142,7 +142,8 @@ def test_pipeline_speaks_the_reply_not_the_intent_line(tmp_path):
     pipe.warm_up()
     pieces = ["int", "ent: re", "fund", "\nI can help", " with your refund. Refunds are issued to the original "
               "payment method within 5 business days", " after we receive the returned item."]
-    pipe.lm.stream = lambda *a, **k: FakeStream(pieces)  # the adapter's format, cut at awkward places
+    # pipe.lm is the process-wide shared model: patch it for this test only
+    monkeypatch.setattr(pipe.lm, "stream", lambda *a, **k: FakeStream(pieces))  # adapter's format, awkward cuts
     res = pipe("Hello, I would like a refund for my lamp please.")
     assert res.model_intent == "refund" and res.intent == "refund"
     assert res.reply.startswith("I can help with your refund.") and "intent" not in res.reply.lower()
@@ -152,14 +153,14 @@ def test_pipeline_speaks_the_reply_not_the_intent_line(tmp_path):
     assert "(model: refund)" in res.to_text()
     assert pipe.sessions[res.session_id].history[-1]["content"] == res.reply
     # the base model's free-form answer: no intent, streamed and grounded as before
-    pipe.lm.stream = lambda *a, **k: FakeStream(["In", "tent", "ionally we help. ", "Thanks!"])
+    monkeypatch.setattr(pipe.lm, "stream", lambda *a, **k: FakeStream(["In", "tent", "ionally we help. ", "Thanks!"]))
     res = pipe("Hello, I would like a refund for my lamp please.")
     assert res.model_intent is None and res.reply.startswith("Intentionally we help. Thanks!")
     assert "5 business days" in res.reply  # grounding="append" added the FAQ answer
     pipe.close()
 
 
-def test_pipeline_and_generator_send_the_same_prompt(tmp_path):
+def test_pipeline_and_generator_send_the_same_prompt(tmp_path, monkeypatch):
     prompts = ServicePrompts.load()
     cases = make_cases(60, seed=1, prompts=prompts)
     chosen = [next(c for c in cases if c.lang == lang and bool(c.history) == hist)
@@ -176,7 +177,7 @@ def test_pipeline_and_generator_send_the_same_prompt(tmp_path):
         sent.append(messages)
         return real(messages, *a, **k)
 
-    pipe.lm.stream = spy
+    monkeypatch.setattr(pipe.lm, "stream", spy)
     for i, (case, ex) in enumerate(zip(chosen, examples)):
         sid = f"same-{i}"
         pipe.session(sid).history = [dict(m) for m in case.history]
