@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
-_EN_UNITS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen".split())}
-_EN_TENS = {w: 10 * (i + 2) for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())}
-_EN_SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9}
+from .._numbers import EN_ONES, EN_SCALES, EN_TENS
+
+_EN_UNITS = {w: i for i, w in enumerate(EN_ONES)}
+_EN_TENS = {w: 10 * (i + 2) for i, w in enumerate(EN_TENS)}
+_EN_SCALES = EN_SCALES
 _ZH_DIGITS = {**{c: i for i, c in enumerate("零一二三四五六七八九")}, **{c: i for i, c in enumerate("〇壹贰叁肆伍陆柒捌玖")},
               "两": 2, "貳": 2, "參": 3, "陸": 6}
 _ZH_SMALL = {"十": 10, "拾": 10, "百": 100, "佰": 100, "千": 1000, "仟": 1000}

@@ -228,31 +228,13 @@ def make_asr(name: str = "faster-whisper", **kwargs: Any) -> ASREngine:
     return ASR_ENGINES[name](**kwargs)
 
 
-_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-         "seventeen eighteen nineteen").split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-
-
-def number_words(n: int) -> list[str]:
-    """English words of a non-negative integer, as speech synthesis says and Whisper may write it:
-    123 -> one hundred twenty three."""
-    if n < 20:
-        return [_ONES[n]]
-    if n < 100:
-        return [_TENS[n // 10]] + ([_ONES[n % 10]] if n % 10 else [])
-    if n < 1000:
-        return [_ONES[n // 100], "hundred"] + (number_words(n % 100) if n % 100 else [])
-    for size, word in ((10**9, "billion"), (10**6, "million"), (1000, "thousand")):
-        if n >= size:
-            return number_words(n // size) + [word] + (number_words(n % size) if n % size else [])
-    raise AssertionError(n)
-
-
 def word_error_rate(reference: str, hypothesis: str) -> float:
     """Word-level Levenshtein distance / reference length, on lower-cased words without punctuation. Numbers
     count as their English words on both sides ("order 123" and "order one hundred twenty-three" are the same
     words), as in Whisper's own text normaliser; "and" inside a spoken number is dropped."""
     import re
+
+    from .._numbers import number_words
 
     def norm(s: str) -> list[str]:
         out: list[str] = []

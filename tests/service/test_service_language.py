@@ -125,7 +125,8 @@ def test_complete_sentences_and_discard():
 
 
 def test_word_error_rate_reads_numbers_as_words():
-    from puyu_apps.service.asr import number_words, word_error_rate
+    from puyu_apps._numbers import number_words
+    from puyu_apps.service.asr import word_error_rate
 
     assert number_words(123) == ["one", "hundred", "twenty", "three"]
     assert number_words(2_500_040) == ["two", "million", "five", "hundred", "thousand", "forty"]
