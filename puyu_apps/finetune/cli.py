@@ -73,10 +73,13 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from ..core import LanguageModel
+    from ..core.config import LoadConfig
+    from ..engine.backend import choose_backend
     from ..pipelines import get
     from .config import FinetuneConfig
     from .data import load_jsonl
     from .evaluate import eval_loss, generation_scores, perplexity
+    from .trainer import autocast_dtype
 
     if not args.data:
         if not args.vertical:
@@ -90,9 +93,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     lm.load_adapter("eval", adapter_dir)
     # Task scores come from the backend the verticals run by default (`auto`: llama.cpp on the CPU for the
     # embedded model, requests decoded 8 at a time), or the one named by --backend.
-    from ..core.config import LoadConfig
-    from ..engine.backend import choose_backend
-
     if choose_backend(args.model, LoadConfig(backend=args.backend))[0] == "transformers":
         gen_lm, concurrency = lm, 1  # one request at a time, on the copy already loaded
     else:
@@ -101,8 +101,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         concurrency = max(1, args.concurrency)
     info = gen_lm.info()
     cfg = FinetuneConfig(precision=args.precision)
-    from .trainer import autocast_dtype
-
     amp = autocast_dtype(cfg.precision, lm.device)
     engines = (f"loss: transformers {lm.info().dtype}{' with bf16 autocast' if amp is not None else ''}; "
                f"answers: {info.backend}, {info.weight_format}, {concurrency} at a time, greedy")

@@ -112,13 +112,8 @@ def generation_scores(lm: Any, examples: list[Example], adapter: str | None, sco
             scores.update(scorer(ex, out))
         return scores
 
-    bar = tqdm(total=len(examples), desc=f"eval {adapter or 'base'}", leave=False)
-    with ThreadPoolExecutor(max(1, concurrency)) as pool:
-        rows = []
-        for scores in pool.map(one, examples):  # results in the examples' order
-            rows.append(scores)
-            bar.update(1)
-    bar.close()
+    with ThreadPoolExecutor(max(1, concurrency)) as pool:  # results come back in the examples' order
+        rows = list(tqdm(pool.map(one, examples), total=len(examples), desc=f"eval {adapter or 'base'}", leave=False))
     return aggregate(rows)
 
 
