@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 _DTYPES = ("float32", "bfloat16", "float16", "auto")
-_BACKENDS = ("auto", "transformers", "llama.cpp")
+_BACKENDS = ("auto", "transformers", "llama.cpp", "torch-static")
 _GGUF_FORMATS = ("f32", "f16", "q8_0", "q5_0", "q4_0", "q4_1")
 
 
@@ -19,7 +19,9 @@ class LoadConfig:
     ``dtype``: ``"float32"``, ``"bfloat16"``, ``"float16"`` or ``"auto"`` (bfloat16 on CUDA, float32 on CPU).
     ``max_context``: cap on prompt + generated tokens (default: the model's own window).
     ``backend``: ``"auto"`` (llama.cpp for GGUF models on the CPU when llama-cpp-python is installed, else
-    transformers; see :mod:`puyu_apps.engine.backend`), ``"transformers"`` or ``"llama.cpp"``.
+    transformers; on a CUDA device, the torch static engine for Llama-layout models; see
+    :mod:`puyu_apps.engine.backend`), ``"transformers"``, ``"llama.cpp"`` or ``"torch-static"`` (our batched
+    decode path over a static KV cache, :mod:`puyu_apps.engine.static`).
     ``gguf_format``: llama.cpp backend only: run the weights re-exported to this GGUF type (``"q8_0"``,
     ``"q4_0"``, ``"f16"``, ``"f32"``, ``"q5_0"``, ``"q4_1"``; written once into the cache) instead of the file
     as shipped. ``None``: the model's own GGUF file (or F32 for a transformers source).

@@ -128,8 +128,9 @@ class LanguageModel:
         backend: str = "auto",
         gguf_format: str | None = None,
     ) -> "LanguageModel":
-        """``backend``: ``"auto"`` (llama.cpp for GGUF models on the CPU when llama-cpp-python is installed),
-        ``"transformers"`` or ``"llama.cpp"``; see :mod:`puyu_apps.engine.backend`. ``info()`` says what runs.
+        """``backend``: ``"auto"`` (llama.cpp for GGUF models on the CPU when llama-cpp-python is installed, the
+        torch static engine for Llama-layout models on CUDA), ``"transformers"``, ``"llama.cpp"`` or
+        ``"torch-static"``; see :mod:`puyu_apps.engine.backend`. ``info()`` says what runs.
         ``gguf_format``: on llama.cpp, the GGUF weight type to run (see :class:`LoadConfig`)."""
         cfg = LoadConfig(device=device, dtype=dtype, max_context=max_context,
                          trust_remote_code=trust_remote_code, threads=threads, backend=backend,
@@ -139,6 +140,10 @@ class LanguageModel:
         chosen, note = choose_backend(name_or_path, cfg)
         if chosen == "llama.cpp":
             lm = open_llamacpp(name_or_path, cfg, note)
+        elif chosen == "torch-static":
+            from ..engine.static.model import open_static
+
+            lm = open_static(name_or_path, cfg, note)
         else:
             lm = cls(load(name_or_path, cfg), cfg)
             lm._backend_note = note

@@ -11,9 +11,16 @@ these hold, and transformers otherwise:
   only a ``.gguf``).
 
 Tiny random test models and transformers folders stay on transformers under ``"auto"``; ``backend="llama.cpp"``
-exports them to a GGUF file in the cache first (float32, so outputs match). ``$PUYU_APPS_BACKEND`` overrides
-``"auto"`` for a whole process (``transformers`` / ``llama.cpp``). The choice and its reason are reported in
-:meth:`LanguageModel.info` (``backend``, ``backend_note``).
+exports them to a GGUF file in the cache first (float32, so outputs match).
+
+On a CUDA device (``"cuda"``, ``"cuda:N"``, or ``"auto"`` on a machine with CUDA), ``"auto"`` picks the torch
+static engine (``"torch-static"``, :mod:`puyu_apps.engine.static`) for Llama-layout models (``model_type`` in
+:data:`~puyu_apps.engine.static.SUPPORTED_MODEL_TYPES`) and transformers for the others. ``backend="torch-static"``
+runs it on any device (on the CPU for transformers folders, when asked for).
+
+``$PUYU_APPS_BACKEND`` overrides ``"auto"`` for a whole process (``transformers`` / ``llama.cpp`` /
+``torch-static``). The choice and its reason are reported in :meth:`LanguageModel.info` (``backend``,
+``backend_note``).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from ..errors import DeviceUnavailableError, MissingDependencyError, ModelLoadEr
 from ..paths import cache_dir
 from .llamacpp import INSTALL_HINT, available
 
-BACKENDS = ("auto", "transformers", "llama.cpp")
+BACKENDS = ("auto", "transformers", "llama.cpp", "torch-static")
 
 
 def find_gguf(name_or_path: str | Path) -> tuple[Path | None, Any]:
@@ -57,6 +64,35 @@ def find_gguf(name_or_path: str | Path) -> tuple[Path | None, Any]:
     return None, None
 
 
+def model_type_of(name_or_path: str | Path) -> str | None:
+    """The transformers ``model_type`` of a model name or path without loading weights (the GGUF architecture for
+    GGUF files); None when it cannot be told."""
+    from ..core.registry import get_entry
+
+    name = str(name_or_path)
+    try:
+        entry = get_entry(name)
+    except UnknownModelError:
+        entry = None
+    if entry is not None and entry.kind == "random":
+        return str((entry.random_config or {}).get("model_type") or "") or None
+    path = Path(name).expanduser()
+    if entry is None and path.is_dir() and (path / "config.json").exists():
+        try:
+            return json.loads((path / "config.json").read_text()).get("model_type")
+        except (OSError, ValueError):
+            return None
+    gguf, _ = find_gguf(name_or_path)
+    if gguf is not None and Path(gguf).exists():
+        from .gguf_model import read_base
+
+        try:
+            return read_base(gguf).arch
+        except ModelLoadError:
+            return None
+    return None
+
+
 def _cpu(device: str) -> bool:
     if device == "cpu":
         return True
@@ -71,7 +107,8 @@ def _cpu(device: str) -> bool:
 
 
 def choose_backend(name_or_path: str | Path, cfg: LoadConfig) -> tuple[str, str]:
-    """``("llama.cpp" | "transformers", why)``. Raises when ``llama.cpp`` is asked for and cannot run."""
+    """``("llama.cpp" | "transformers" | "torch-static", why)``. Raises when ``llama.cpp`` is asked for and cannot
+    run."""
     want = cfg.backend
     if want == "auto":
         env = os.environ.get("PUYU_APPS_BACKEND", "").strip() or "auto"
@@ -83,6 +120,18 @@ def choose_backend(name_or_path: str | Path, cfg: LoadConfig) -> tuple[str, str]
             raise ValueError(f"gguf_format={cfg.gguf_format!r} is a llama.cpp weight type; drop it or use "
                              f"backend='llama.cpp'")
         return "transformers", "asked for"
+    if want == "torch-static":
+        if cfg.gguf_format is not None:
+            raise ValueError(f"gguf_format={cfg.gguf_format!r} is a llama.cpp weight type; drop it or use "
+                             f"backend='llama.cpp'")
+        return "torch-static", "asked for"
+    if want == "auto" and cfg.gguf_format is None and not _cpu(cfg.device):
+        from .static import SUPPORTED_MODEL_TYPES
+
+        mt = model_type_of(name_or_path)
+        if mt in SUPPORTED_MODEL_TYPES or mt == "internlm2":  # InternLM2 folders load converted to Llama
+            return "torch-static", f"auto: CUDA device, Llama-layout model ({mt})"
+        return "transformers", f"device {cfg.device!r} is not the CPU and model type {mt!r} is not Llama-layout"
     if want == "auto" and cfg.gguf_format is not None:
         want = "llama.cpp"  # a GGUF weight type was asked for: only llama.cpp runs it
     gguf, entry = find_gguf(name_or_path)

@@ -1,0 +1,203 @@
+"""The forward pass of a Llama-layout model over a preallocated static KV cache (the gpt-fast design).
+
+The cache is two tensors ``[layers, slots, kv_heads, max_len, head_dim]``; a request owns one slot and its token
+at position ``p`` lives in row ``p`` of that slot. Position ``max_len - 1`` of every slot is never used by a
+request: batch rows of a decode step that have no token to decode (idle slots inside the batch range, slots still
+reading their prompt) write there, so a decode step always covers slots ``0 .. B-1`` and reads the cache as
+views (no gather).
+
+- :func:`prefill` reads a chunk of one request's prompt (any length; not compiled).
+- :func:`decode_one_token` advances ``B`` slots by one token each. Its shapes depend only on ``B`` and on
+  ``attn_len`` (the attention window, a power of two covering the longest active slot), so ``torch.compile``
+  (CUDA graphs under ``mode="reduce-overhead"``) records one graph per ``(B, attn_len)`` bucket. Nothing inside
+  syncs with the host: tokens, positions and adapter indices come in as device tensors and the logits go out.
+
+The points where fused GPU kernels go are the small functions :func:`add_rms_norm` (residual add + RMSNorm),
+:func:`apply_rotary`, :func:`swiglu` and :func:`decode_attention`; each is written in plain torch so that the
+CPU path is exact and ``torch.compile`` can fuse them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .lora import LoraBank, lora_delta, lora_delta_one
+from .quant import int8_linear
+from .weights import Linear, StaticWeights
+
+
+@dataclass
+class StaticKVCache:
+    """``k``/``v``: ``[layers, slots, kv_heads, max_len, head_dim]``."""
+
+    k: torch.Tensor
+    v: torch.Tensor
+
+    @classmethod
+    def allocate(cls, weights: StaticWeights, slots: int, max_len: int) -> "StaticKVCache":
+        a = weights.arch
+        shape = (a.n_layers, slots, a.n_kv_heads, max_len, a.head_dim)
+        return cls(torch.zeros(shape, dtype=weights.dtype, device=weights.device),
+                   torch.zeros(shape, dtype=weights.dtype, device=weights.device))
+
+    @property
+    def slots(self) -> int:
+        return self.k.shape[1]
+
+    @property
+    def max_len(self) -> int:
+        return self.k.shape[3]
+
+    def nbytes(self) -> int:
+        return 2 * self.k.numel() * self.k.element_size()
+
+    def copy_rows(self, src: int, dst: int, n: int) -> None:
+        """Copy the first ``n`` positions of slot ``src`` into slot ``dst`` (prefix sharing)."""
+        self.k[:, dst, :, :n] = self.k[:, src, :, :n]
+        self.v[:, dst, :, :n] = self.v[:, src, :, :n]
+
+
+# -- the fusion points ------------------------------------------------------------------------------------------
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm exactly as transformers' Llama (fp32 statistics, scaled in the input dtype)."""
+    dtype = x.dtype
+    h = x.to(torch.float32)
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(dtype)
+
+
+def add_rms_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor,
+                 eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(residual + x, rms_norm(residual + x))``: the residual add fused with the next norm on GPU."""
+    h = residual + x
+    return h, rms_norm(h, weight, eps)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding of ``x [T, heads, head_dim]`` with ``cos``/``sin [T, head_dim]`` (the half-split layout of
+    transformers' Llama)."""
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    return (x * cos) + (rotate_half(x) * sin)
+
+
+def swiglu(gate_up: torch.Tensor) -> torch.Tensor:
+    """``silu(gate) * up`` of the fused gate/up projection's output ``[T, 2 * intermediate]``."""
+    gate, up = gate_up.chunk(2, dim=-1)
+    return F.silu(gate) * up
+
+
+def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
+                     scale: float) -> torch.Tensor:
+    """One query per row: ``q [B, heads, hd]`` over ``k``/``v [B, kv_heads, L, hd]`` (cache views), ``mask
+    [B, L]`` (True = attend). GQA without repeating K/V. Returns ``[B, heads * hd]``."""
+    out = F.scaled_dot_product_attention(q.unsqueeze(2), k, v, attn_mask=mask[:, None, None, :], scale=scale,
+                                         enable_gqa=True)
+    return out.reshape(q.shape[0], -1)
+
+
+def prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int,
+                      scale: float) -> torch.Tensor:
+    """Causal attention of a prompt chunk: ``q [S, heads, hd]`` at positions ``start .. start+S-1`` over ``k``/``v
+    [kv_heads, start+S, hd]``. Returns ``[S, heads * hd]``."""
+    s = q.shape[0]
+    qh = q.transpose(0, 1).unsqueeze(0)
+    kh, vh = k.unsqueeze(0), v.unsqueeze(0)
+    if start == 0:
+        out = F.scaled_dot_product_attention(qh, kh, vh, is_causal=s > 1, scale=scale, enable_gqa=True)
+    else:
+        rows = torch.arange(start, start + s, device=q.device)[:, None]
+        mask = torch.arange(start + s, device=q.device)[None, :] <= rows
+        out = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask, scale=scale, enable_gqa=True)
+    return out[0].transpose(0, 1).reshape(s, -1)
+
+
+# -- projections ---------------------------------------------------------------------------------------------
+def linear(x: torch.Tensor, lin: Linear) -> torch.Tensor:
+    if lin.scale is None:
+        return F.linear(x, lin.weight, lin.bias)
+    y = int8_linear(x, lin.weight, lin.scale, lin.int8_matmul)
+    return y if lin.bias is None else y + lin.bias
+
+
+def _proj(x: torch.Tensor, lin: Linear, bank: LoraBank | None, layer: int, name: str,
+          adapter: torch.Tensor | int) -> torch.Tensor:
+    y = linear(x, lin)
+    stack = bank.layers[layer][name] if bank is not None else None
+    if stack is None:
+        return y
+    if isinstance(adapter, int):
+        return y if adapter == 0 else y + lora_delta_one(x, stack, adapter)
+    return y + lora_delta(x, stack, adapter)
+
+
+# -- the two entry points ------------------------------------------------------------------------------------------
+@torch.inference_mode()
+def prefill(w: StaticWeights, cache: StaticKVCache, tokens: torch.Tensor, start: int, slot: int,
+            bank: LoraBank | None = None, adapter: int = 0) -> torch.Tensor:
+    """Read ``tokens [S]`` of the request in ``slot`` at positions ``start ..``; writes their K/V into the slot and
+    returns the logits of the last one ``[vocab]``. Positions ``< start`` must already hold the request's K/V."""
+    a = w.arch
+    s = tokens.shape[0]
+    end = start + s
+    cos, sin = w.cos[start:end], w.sin[start:end]
+    scale = a.head_dim ** -0.5
+    h = F.embedding(tokens, w.embed)
+    x = rms_norm(h, w.layers[0].attn_norm, a.rms_eps)
+    for i, layer in enumerate(w.layers):
+        qkv = _proj(x, layer.qkv, bank, i, "qkv", adapter)
+        q, k, v = qkv.split([a.q_size, a.kv_size, a.kv_size], dim=-1)
+        q = apply_rotary(q.view(s, a.n_heads, a.head_dim), cos, sin)
+        k = apply_rotary(k.view(s, a.n_kv_heads, a.head_dim), cos, sin)
+        v = v.view(s, a.n_kv_heads, a.head_dim)
+        cache.k[i, slot, :, start:end] = k.transpose(0, 1)
+        cache.v[i, slot, :, start:end] = v.transpose(0, 1)
+        if start == 0:
+            attn = prefill_attention(q, k.transpose(0, 1), v.transpose(0, 1), 0, scale)
+        else:
+            attn = prefill_attention(q, cache.k[i, slot, :, :end], cache.v[i, slot, :, :end], start, scale)
+        h, x = add_rms_norm(_proj(attn, layer.o, bank, i, "o", adapter), h, layer.mlp_norm, a.rms_eps)
+        mlp = _proj(swiglu(_proj(x, layer.gate_up, bank, i, "gate_up", adapter)), layer.down, bank, i, "down",
+                    adapter)
+        nxt = w.layers[i + 1].attn_norm if i + 1 < len(w.layers) else w.norm
+        h, x = add_rms_norm(mlp, h, nxt, a.rms_eps)
+    return linear(x[-1:], w.lm_head)[0]
+
+
+def decode_one_token(w: StaticWeights, cache: StaticKVCache, tokens: torch.Tensor, positions: torch.Tensor,
+                     adapters: torch.Tensor, bank: LoraBank | None, attn_len: int) -> torch.Tensor:
+    """One token for each of the slots ``0 .. B-1``: ``tokens``, ``positions`` and ``adapters`` are ``[B]`` device
+    tensors (a row with nothing to decode has position ``max_len - 1``). Attention reads positions
+    ``< attn_len`` of each slot, masked to the row's own length. Returns the logits ``[B, vocab]``.
+
+    Static shapes for a given ``(B, attn_len)``, no host sync: this is the function ``torch.compile`` takes."""
+    a = w.arch
+    b = tokens.shape[0]
+    rows = torch.arange(b, device=tokens.device)
+    cos, sin = w.cos[positions], w.sin[positions]
+    mask = torch.arange(attn_len, device=tokens.device)[None, :] <= positions[:, None]
+    scale = a.head_dim ** -0.5
+    h = F.embedding(tokens, w.embed)
+    x = rms_norm(h, w.layers[0].attn_norm, a.rms_eps)
+    for i, layer in enumerate(w.layers):
+        qkv = _proj(x, layer.qkv, bank, i, "qkv", adapters)
+        q, k, v = qkv.split([a.q_size, a.kv_size, a.kv_size], dim=-1)
+        q = apply_rotary(q.view(b, a.n_heads, a.head_dim), cos, sin)
+        k = apply_rotary(k.view(b, a.n_kv_heads, a.head_dim), cos, sin)
+        kc, vc = cache.k[i], cache.v[i]
+        kc[rows, :, positions] = k
+        vc[rows, :, positions] = v.view(b, a.n_kv_heads, a.head_dim)
+        attn = decode_attention(q, kc[:b, :, :attn_len], vc[:b, :, :attn_len], mask, scale)
+        h, x = add_rms_norm(_proj(attn, layer.o, bank, i, "o", adapters), h, layer.mlp_norm, a.rms_eps)
+        mlp = _proj(swiglu(_proj(x, layer.gate_up, bank, i, "gate_up", adapters)), layer.down, bank, i, "down",
+                    adapters)
+        nxt = w.layers[i + 1].attn_norm if i + 1 < len(w.layers) else w.norm
+        h, x = add_rms_norm(mlp, h, nxt, a.rms_eps)
+    return linear(x, w.lm_head)
