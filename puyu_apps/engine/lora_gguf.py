@@ -74,7 +74,8 @@ def _load_tensors(path: Path) -> dict[str, np.ndarray]:
     return {k: v.float().numpy() for k, v in data.items()}
 
 
-def _check_config(name: str, path: Path, peft_cfg: dict[str, Any]) -> None:
+def check_peft_config(name: str, path: Path, peft_cfg: dict[str, Any], backend: str = "llama.cpp") -> None:
+    """Refuse what a LoRA-on-base-weights backend cannot apply, saying why and what to do."""
     why = []
     if peft_cfg.get("use_dora"):
         why.append("it is a DoRA adapter (use_dora=true)")
@@ -88,7 +89,7 @@ def _check_config(name: str, path: Path, peft_cfg: dict[str, Any]) -> None:
         why.append("it is an activated LoRA (aLoRA)")
     if why:
         raise UnsupportedAdapterError(
-            f"adapter {name!r} at {path} cannot run on the llama.cpp backend: {'; '.join(why)}. "
+            f"adapter {name!r} at {path} cannot run on the {backend} backend: {'; '.join(why)}. "
             f"Load the model with backend='transformers' to use it"
         )
 
@@ -107,7 +108,7 @@ def convert(name: str, path: str | Path, base: GgufBase, out: str | Path, *, n_h
     path = Path(path)
     meta = read_adapter_meta(path)
     peft_cfg = meta["peft"]
-    _check_config(name, path, peft_cfg)
+    check_peft_config(name, path, peft_cfg)
     if base.arch not in SUPPORTED_ARCHS:
         raise UnsupportedAdapterError(
             f"adapter {name!r}: LoRA conversion for llama.cpp architecture {base.arch!r} is not implemented "

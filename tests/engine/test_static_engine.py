@@ -162,19 +162,35 @@ def test_unload_merge_and_the_transformers_copy(tiny_folder, three_adapters):
         lm.close()
 
 
-def test_unloading_an_adapter_in_use_lets_its_requests_finish(tiny_folder, three_adapters):
+def test_unloading_an_adapter_in_use_lets_its_requests_finish(tiny_folder, three_adapters, monkeypatch):
     lm = LanguageModel.load(str(tiny_folder), backend="torch-static", adapters={"b": three_adapters["b"]})
     ref = LanguageModel.load(str(tiny_folder), backend="transformers", adapters={"b": three_adapters["b"]})
     try:
         want = ref.generate(PROMPTS[3], max_new_tokens=64, adapter="b")
         assert want.completion_tokens > 8
+        # hold the engine at its first decode step, so that the request is surely still running when the adapter
+        # is unloaded (on the tiny model the whole request can otherwise finish before the unload)
+        gate = threading.Event()
+        decode = lm.runner.decode
+
+        def gated(*args, **kwargs):
+            assert gate.wait(60), "the test never opened the gate"
+            return decode(*args, **kwargs)
+
+        monkeypatch.setattr(lm.runner, "decode", gated)
         stream = lm.stream(PROMPTS[3], max_new_tokens=64, adapter="b")
-        it = iter(stream)
-        first = next(it)
-        with lm.scheduler.step_lock:  # the engine is between steps: the request is still running
-            lm.unload_adapter("b")  # its bank row stays until the request is done
-            assert lm.info().adapters == [] and lm.adapters.tensors
-        assert first + "".join(it) == want.text and stream.result.token_ids == want.token_ids
+        texts: list[str] = []
+        consumer = threading.Thread(target=lambda: texts.append("".join(stream)))
+        consumer.start()
+        deadline = time.monotonic() + 30
+        while not lm.scheduler._active and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert lm.scheduler._active, "the request was never admitted"
+        lm.unload_adapter("b")  # its bank row stays until the request is done
+        assert lm.info().adapters == [] and lm.adapters.tensors
+        gate.set()
+        consumer.join(60)
+        assert texts == [want.text] and stream.result.token_ids == want.token_ids
         deadline = time.monotonic() + 10
         while lm.adapters.tensors and time.monotonic() < deadline:
             time.sleep(0.01)

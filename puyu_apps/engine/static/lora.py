@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from ...errors import AdapterError, AdapterMismatchError
-from ..lora_gguf import UnsupportedAdapterError, _load_tensors, _pattern_value
+from ..lora_gguf import UnsupportedAdapterError, _load_tensors, _pattern_value, check_peft_config
 from .weights import MODULE_TO_LINEAR, Layer, ModelArch, StaticWeights
 
 _KEY = re.compile(r"(?:.*\.)?layers\.(\d+)\.(?:self_attn|mlp)\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|"
@@ -43,25 +43,6 @@ class AdapterTensors:
     modules: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
 
-def check_peft_config(name: str, path: Path, peft_cfg: dict) -> None:
-    """Refuse adapters the engine cannot apply, saying why and what to do."""
-    why = []
-    if peft_cfg.get("use_dora"):
-        why.append("it is a DoRA adapter (use_dora=true)")
-    if peft_cfg.get("modules_to_save"):
-        why.append(f"it saves whole modules ({peft_cfg['modules_to_save']})")
-    if peft_cfg.get("bias", "none") not in ("none", None):
-        why.append(f"it trains biases (bias={peft_cfg['bias']!r})")
-    if peft_cfg.get("layer_replication"):
-        why.append("it replicates layers")
-    if peft_cfg.get("alora_invocation_tokens") or peft_cfg.get("invocation_string"):
-        why.append("it is an activated LoRA (aLoRA)")
-    if why:
-        raise UnsupportedAdapterError(
-            f"adapter {name!r} at {path} cannot run on the torch-static backend: {'; '.join(why)}. "
-            f"Load the model with backend='transformers' to use it")
-
-
 def read_adapter(name: str, path: str | Path, arch: ModelArch, layers: list[Layer]) -> AdapterTensors:
     """Read and check a peft LoRA folder against our weights. Raises :class:`AdapterError`,
     :class:`AdapterMismatchError` or :class:`UnsupportedAdapterError`."""
@@ -69,7 +50,7 @@ def read_adapter(name: str, path: str | Path, arch: ModelArch, layers: list[Laye
 
     path = Path(path)
     peft_cfg = read_adapter_meta(path)["peft"]
-    check_peft_config(name, path, peft_cfg)
+    check_peft_config(name, path, peft_cfg, backend="torch-static")
     r_default = int(peft_cfg.get("r", 8))
     alpha_default = float(peft_cfg.get("lora_alpha", r_default))
     rslora = bool(peft_cfg.get("use_rslora", False))

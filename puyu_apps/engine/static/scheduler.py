@@ -37,7 +37,7 @@ import torch
 
 from ...core.config import GenerationConfig
 from ...errors import PuyuError
-from ..scheduler import EngineBusyError, EngineError
+from ..scheduler import EngineBusyError, EngineError, _common_prefix
 from .forward import StaticKVCache, decode_one_token, prefill
 from .lora import LoraBank
 from .weights import StaticWeights
@@ -101,14 +101,6 @@ class _Slot:
         self.tokens: list[int] = []
         self.key: Any = None
         self.used = 0.0
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 class StaticRunner:
