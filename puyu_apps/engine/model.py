@@ -14,11 +14,10 @@ from __future__ import annotations
 import os
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..core.adapters import AdapterSet, check_new_adapter
+from ..core.adapters import check_new_adapter
 from ..core.config import GenerationConfig, LoadConfig
 from ..core.model import LanguageModel, Prompt, TokenStream, make_result, stream_pieces
 from ..core.types import EngineInfo
@@ -27,6 +26,7 @@ from . import lora_gguf
 from .gguf_model import GgufBase, embedding_rows, fingerprint, read_base
 from .llamacpp import LlamaModel, LoraHandle, version
 from .scheduler import Request, Scheduler
+from .twin import TransformersTwin
 
 BACKEND = "llama.cpp"
 
@@ -38,7 +38,7 @@ DEFAULT_LANES = 4
 DEFAULT_CTX = 8192
 
 
-class FastAdapters:
+class FastAdapters(TransformersTwin):
     """The adapters of a :class:`LlamaCppLanguageModel`: the same surface as
     :class:`~puyu_apps.core.adapters.AdapterSet` (``names``, ``merged``, ``load``, ``unload``, ``merge``,
     ``use``, ``key``), with each peft adapter converted to a GGUF LoRA and loaded into llama.cpp."""
@@ -53,8 +53,7 @@ class FastAdapters:
         self.merged: list[str] = []
         self.merged_handles: list[LoraHandle] = []
         self.refused: dict[str, str] = {}  # name -> why the fast path could not take it
-        self._twin: AdapterSet | None = None
-        self._twin_lock = threading.Lock()
+        self._init_twin()
 
     @property
     def names(self) -> list[str]:
@@ -121,34 +120,6 @@ class FastAdapters:
     def handles_for(self, name: str | None) -> tuple[LoraHandle, ...]:
         extra = () if name is None else (self.handles[name],)
         return tuple(self.merged_handles) + extra
-
-    # -- the transformers copy, for code that needs torch modules --------------------------------------------
-    @property
-    def twin(self) -> AdapterSet:
-        with self._twin_lock:
-            if self._twin is None:
-                loaded = self.owner._load_twin()
-                twin = AdapterSet(loaded.model, self.base_name)
-                paths = dict(self.paths)
-                for name in self.merged:
-                    twin.load(name, self.owner._merged_paths[name])
-                    twin.merge(name)
-                for name, path in paths.items():
-                    twin.load(name, path)
-                self._twin = twin
-            return self._twin
-
-    @property
-    def model(self) -> Any:
-        return self.twin.model
-
-    @contextmanager
-    def use(self, name: str | None) -> Iterator[Any]:
-        """The transformers model with adapter ``name`` active (for losses and training-side code)."""
-        if name is not None:
-            self._check(name)
-        with self.twin.use(name) as m:
-            yield m
 
 
 class LlamaCppLanguageModel(LanguageModel):

@@ -19,13 +19,14 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from ...core.adapters import AdapterSet, base_fingerprint, check_new_adapter
+from ...core.adapters import base_fingerprint, check_new_adapter
 from ...core.config import GenerationConfig, LoadConfig
 from ...core.generate import eos_token_ids
 from ...core.model import LanguageModel, Prompt, TokenStream, make_result, stream_pieces
 from ...core.types import EngineInfo
 from ...errors import AdapterError, InvalidInputError, PromptTooLongError
 from ..lora_gguf import UnsupportedAdapterError
+from ..twin import TransformersTwin
 from . import BACKEND
 from .lora import AdapterTensors, build_bank, merge_into, read_adapter
 from .quant import Int8Matmul
@@ -38,7 +39,7 @@ DEFAULT_SLOTS = 8
 DEFAULT_MAX_CONTEXT = 2048
 
 
-class StaticAdapters:
+class StaticAdapters(TransformersTwin):
     """The adapters of a :class:`StaticLanguageModel`: the same surface as
     :class:`~puyu_apps.core.adapters.AdapterSet` (``names``, ``merged``, ``load``, ``unload``, ``merge``,
     ``use``, ``key``). Each peft adapter gets a row of the LoRA bank; rows stay put while requests use them."""
@@ -54,8 +55,7 @@ class StaticAdapters:
         self.merged: list[str] = []
         self.refused: dict[str, str] = {}
         self._serial = 0
-        self._twin: AdapterSet | None = None
-        self._twin_lock = threading.Lock()
+        self._init_twin()
         self._lock = threading.RLock()
 
     @property
@@ -148,32 +148,6 @@ class StaticAdapters:
             return 0, None
         self._check(name)
         return self.index[name], self.keys_[name]
-
-    # -- the transformers copy, for code that needs torch modules --------------------------------------------
-    @property
-    def twin(self) -> AdapterSet:
-        with self._twin_lock:
-            if self._twin is None:
-                twin = AdapterSet(self.owner._load_twin().model, self.base_name)
-                for name in self.merged:
-                    twin.load(name, self.owner._merged_paths[name])
-                    twin.merge(name)
-                for name, path in dict(self.paths).items():
-                    twin.load(name, path)
-                self._twin = twin
-            return self._twin
-
-    @property
-    def model(self) -> Any:
-        return self.twin.model
-
-    @contextmanager
-    def use(self, name: str | None) -> Iterator[Any]:
-        """The transformers model with adapter ``name`` active (for losses and training-side code)."""
-        if name is not None:
-            self._check(name)
-        with self.twin.use(name) as m:
-            yield m
 
 
 class StaticLanguageModel(LanguageModel):
