@@ -124,8 +124,57 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return i
 
 
-class Scheduler:
+class EngineQueue:
+    """The caller's side of an engine thread, shared by the llama.cpp and the torch static schedulers: a bounded
+    queue of waiting requests, the thread that serves it (started on demand, named ``thread_name``), cancelling.
+    Subclasses set ``_pending``, ``_active``, ``_cond``, ``_stop``, ``_thread`` and ``max_queue`` in
+    ``__init__`` and define ``_loop``."""
+
+    thread_name = "puyu-engine"
+    _pending: deque
+    _active: list
+    _cond: threading.Condition
+    _stop: bool
+    _thread: threading.Thread | None
+    max_queue: int
+
+    def _loop(self) -> None:  # pragma: no cover - every engine defines it
+        raise NotImplementedError
+
+    def _enqueue(self, req: Any) -> Any:
+        """Queue ``req`` (``EngineBusyError`` when full) and make sure the engine thread runs."""
+        with self._cond:
+            if self._stop:
+                raise EngineError("the engine was closed")
+            if len(self._pending) >= self.max_queue:
+                raise EngineBusyError(f"the engine queue is full ({self.max_queue} waiting requests); retry later")
+            self._pending.append(req)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return req
+
+    def cancel(self, req: Any) -> None:
+        """Stop a request (the caller hung up or a stop string matched). Safe at any time, more than once."""
+        if req.done:
+            return
+        req.cancelled = True
+        with self._cond:
+            if req in self._pending:
+                self._pending.remove(req)
+                req.done = True
+            self._cond.notify()
+
+    def busy(self) -> int:
+        with self._cond:
+            return len(self._active) + len(self._pending)
+
+
+class Scheduler(EngineQueue):
     """Owns the llama.cpp contexts (lanes) and the thread that decodes into them."""
+
+    thread_name = "puyu-llama.cpp"
 
     #: shortest shared prefix worth reusing (shorter ones are read again)
     min_reuse = 4
@@ -159,28 +208,7 @@ class Scheduler:
         if req.reserve > self.n_ctx:
             raise EngineError(f"the request needs {req.reserve} KV cells (prompt + max_new_tokens) but the context "
                               f"holds {self.n_ctx}")
-        with self._cond:
-            if self._stop:
-                raise EngineError("the engine was closed")
-            if len(self._pending) >= self.max_queue:
-                raise EngineBusyError(f"the engine queue is full ({self.max_queue} waiting requests); retry later")
-            self._pending.append(req)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="puyu-llama.cpp", daemon=True)
-                self._thread.start()
-            self._cond.notify()
-        return req
-
-    def cancel(self, req: Request) -> None:
-        """Stop a request (the caller hung up or a stop string matched). Safe at any time, more than once."""
-        if req.done:
-            return
-        req.cancelled = True
-        with self._cond:
-            if req in self._pending:
-                self._pending.remove(req)
-                req.done = True
-            self._cond.notify()
+        return self._enqueue(req)
 
     def release_adapter(self, handle: LoraHandle) -> None:
         """Free ``handle`` once no admitted or waiting request uses it."""
@@ -189,10 +217,6 @@ class Scheduler:
             self._cond.notify()
         if self._thread is None or not self._thread.is_alive():
             self._free_retired()
-
-    def busy(self) -> int:
-        with self._cond:
-            return len(self._active) + len(self._pending)
 
     def close(self) -> None:
         with self._cond:

@@ -37,7 +37,7 @@ import torch
 
 from ...core.config import GenerationConfig
 from ...errors import PuyuError
-from ..scheduler import EngineBusyError, EngineError, _common_prefix
+from ..scheduler import EngineError, EngineQueue, _common_prefix
 from .forward import StaticKVCache, decode_one_token, prefill
 from .lora import LoraBank
 from .weights import StaticWeights
@@ -183,8 +183,10 @@ class StaticRunner:
                             torch.tensor(adapters, dtype=torch.long, device=dev), self.bank, window)
 
 
-class StaticScheduler:
+class StaticScheduler(EngineQueue):
     """Owns the engine thread; requests come in through :meth:`submit` and leave through their queues."""
+
+    thread_name = "puyu-torch-static"
 
     #: shortest shared prefix worth reusing
     min_reuse = 4
@@ -218,32 +220,7 @@ class StaticScheduler:
         if req.reserve > self.runner.max_len - 1:
             raise EngineError(f"the request needs {req.reserve} positions (prompt + max_new_tokens) but a slot "
                               f"holds {self.runner.max_len - 1}")
-        with self._cond:
-            if self._stop:
-                raise EngineError("the engine was closed")
-            if len(self._pending) >= self.max_queue:
-                raise EngineBusyError(f"the engine queue is full ({self.max_queue} waiting requests); retry later")
-            self._pending.append(req)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="puyu-torch-static", daemon=True)
-                self._thread.start()
-            self._cond.notify()
-        return req
-
-    def cancel(self, req: StaticRequest) -> None:
-        """Stop a request (the caller hung up or a stop string matched). Safe at any time, more than once."""
-        if req.done:
-            return
-        req.cancelled = True
-        with self._cond:
-            if req in self._pending:
-                self._pending.remove(req)
-                req.done = True
-            self._cond.notify()
-
-    def busy(self) -> int:
-        with self._cond:
-            return len(self._active) + len(self._pending)
+        return self._enqueue(req)
 
     def uses_adapter(self, index: int) -> bool:
         with self._cond:
