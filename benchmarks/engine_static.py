@@ -36,18 +36,12 @@ from puyu_apps.core import GenerationConfig, LanguageModel  # noqa: E402
 from puyu_apps.core.config import LoadConfig  # noqa: E402
 from puyu_apps.core.registry import DEFAULT_MODEL  # noqa: E402
 
-PROMPT = "Write a long, detailed story about a young doctor who moves to a small village by the sea."
-# 8 requests of mixed prompt lengths; output lengths are these fractions of --new-tokens
-CONCURRENT = [
-    ("Explain what a CT scan of the chest shows.", 1.0),
-    ("List five tips for writing a clear contract.", 0.75),
-    ("What is the capital of France?", 0.25),
-    ("Write a short poem about autumn leaves.", 0.5),
-    ("Describe how a customer service agent should answer an angry caller, step by step.", 1.0),
-    ("Summarise the causes of the first world war in a paragraph.", 0.875),
-    ("Give me a recipe for pancakes.", 0.625),
-    ("Why is the sky blue?", 0.375),
-]
+from engine import CONCURRENT as _CONCURRENT  # noqa: E402  (benchmarks/engine.py: the same prompts)
+from engine import PROMPT  # noqa: E402
+
+# 8 requests of mixed prompt lengths; output lengths are these fractions of --new-tokens (engine.py's of 128)
+CONCURRENT = [(p, n / 128) for p, n in _CONCURRENT]
+
 #: peak memory bandwidth (bytes/s) of GPUs we may run on, by a substring of the device name
 PEAK_BW = {"H200": 4.8e12, "H100 SXM": 3.35e12, "H100": 3.35e12, "H800": 3.35e12, "A100-SXM4-80GB": 2.04e12,
            "A100": 1.94e12, "L40S": 0.864e12, "A10": 0.6e12, "L4": 0.3e12, "RTX 4090": 1.0e12}

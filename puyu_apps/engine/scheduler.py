@@ -51,7 +51,32 @@ class EngineError(PuyuError):
 _END = None  # queue sentinel: the request ended (token budget used up, or retired)
 
 
-class Request:
+class RequestBase:
+    """What both engines' requests share: the caller reads token ids with :meth:`get`; :meth:`kv_tokens` is what
+    the request's KV cache holds (subclasses set ``prompt``, ``n_read``, ``n_gen``, ``generated``, ``out``)."""
+
+    __slots__ = ()
+    prompt: list[int]
+    n_read: int
+    n_gen: int
+    generated: list[int]
+    out: queue.SimpleQueue
+
+    def kv_tokens(self) -> list[int]:
+        """The tokens whose KV this request holds, from position 0 (the last sampled token is not in it yet)."""
+        if self.n_read < len(self.prompt):
+            return self.prompt[:self.n_read]
+        return self.prompt + self.generated[:max(0, self.n_gen - 1)]
+
+    def get(self, timeout: float | None = None) -> int | None:
+        """The next token id; None at the end. Re-raises an engine error."""
+        item = self.out.get(timeout=timeout)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+
+class Request(RequestBase):
     """One generation request. Iterate :meth:`tokens` (in the caller's thread) to get token ids."""
 
     __slots__ = ("prompt", "cfg", "adapters", "group", "out", "cancelled", "seq", "lane", "n_read", "n_gen",
@@ -77,18 +102,6 @@ class Request:
         self.generated: list[int] = []
         self.cached = 0  # prompt tokens whose KV was reused from an earlier request
 
-    def kv_tokens(self) -> list[int]:
-        """The tokens whose KV this request's sequence holds, from position 0."""
-        if self.n_read < len(self.prompt):
-            return self.prompt[:self.n_read]
-        return self.prompt + self.generated[:max(0, self.n_gen - 1)]
-
-    def get(self, timeout: float | None = None) -> int | None:
-        """The next token id; None at the end. Re-raises an engine error."""
-        item = self.out.get(timeout=timeout)
-        if isinstance(item, BaseException):
-            raise item
-        return item
 
 
 class _Slot:

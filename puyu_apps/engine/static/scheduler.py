@@ -37,7 +37,7 @@ import torch
 
 from ...core.config import GenerationConfig
 from ...errors import PuyuError
-from ..scheduler import EngineError, EngineQueue, _common_prefix
+from ..scheduler import EngineError, EngineQueue, RequestBase, _common_prefix
 from .forward import StaticKVCache, decode_one_token, prefill
 from .lora import LoraBank
 from .weights import StaticWeights
@@ -49,7 +49,7 @@ def next_pow2(n: int) -> int:
     return 1 << max(0, (int(n) - 1).bit_length())
 
 
-class StaticRequest:
+class StaticRequest(RequestBase):
     """One generation request. Iterate :meth:`get` (in the caller's thread) to get token ids."""
 
     __slots__ = ("prompt", "cfg", "adapter_key", "adapter_index", "out", "cancelled", "slot", "n_read", "n_gen",
@@ -78,18 +78,6 @@ class StaticRequest:
     def reserve(self) -> int:
         return len(self.prompt) + self.cfg.max_new_tokens
 
-    def kv_tokens(self) -> list[int]:
-        """The tokens whose K/V the slot holds, from position 0 (the last sampled token is never read back)."""
-        if self.n_read < len(self.prompt):
-            return self.prompt[:self.n_read]
-        return self.prompt + self.generated[:max(0, self.n_gen - 1)]
-
-    def get(self, timeout: float | None = None) -> int | None:
-        """The next token id; None at the end. Re-raises an engine error."""
-        item = self.out.get(timeout=timeout)
-        if isinstance(item, BaseException):
-            raise item
-        return item
 
 
 class _Slot:
