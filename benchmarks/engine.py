@@ -146,63 +146,74 @@ class HFEngine(Engine):
         return sum(k for _, k, _ in jobs)
 
 
-def one_team(fn: Callable[[], int]) -> int:
-    """Run ``fn`` in a thread of its own that ends with it.
+def _open_llama(gguf: str, threads: int) -> Any:
+    """llama-cpp-python's ``Llama`` on ``gguf``, with the fast path's llama.cpp model settings (extra CPU buffer
+    types: see docs/engine.md)."""
+    import llama_cpp.llama_cpp as lib
+    from llama_cpp import Llama
 
-    An OpenMP build of llama.cpp keeps a libgomp team of worker threads for every thread that started a parallel
-    region, until that thread ends; with two teams alive in one process on 2 cores (the direct engine's and our
-    engine thread's, or torch's), libgomp stops spinning at its barriers and every decode slows down (1.7x with two
-    llama.cpp teams, 2.7x beside torch's). ``make setup`` builds llama.cpp without OpenMP
-    (``benchmarks/engine_threads.py``), and torch's transformers cases still run on libgomp: each engine here
-    decodes from a thread that ends after its case (ours: the engine thread ends when idle, ``idle_exit_s = 0``),
-    so each case runs as it would in a process of its own, whichever build is installed."""
-    out: list[int] = []
-    t = threading.Thread(target=lambda: out.append(fn()))
-    t.start()
-    t.join()
-    return out[0]
+    from puyu_apps.engine.llamacpp import extra_bufts
+
+    defaults = lib.llama_model_default_params
+
+    def params() -> Any:
+        p = defaults()
+        p.use_extra_bufts = extra_bufts()
+        return p
+
+    lib.llama_model_default_params = params
+    try:
+        return Llama(model_path=gguf, n_ctx=2048, n_batch=256, n_threads=threads, n_threads_batch=threads,
+                     verbose=False)
+    finally:
+        lib.llama_model_default_params = defaults
 
 
-class DirectEngine(Engine):
-    """llama-cpp-python's ``Llama`` class on the same GGUF file, its own decode loop (``Llama.generate``)."""
-
-    def __init__(self, gguf: Path, tokenizer_lm: LanguageModel, threads: int, weights: str = "GGUF Q4_1"):
-        import llama_cpp.llama_cpp as lib
-        from llama_cpp import Llama
-
-        from puyu_apps.engine.llamacpp import extra_bufts
-
-        # the same llama.cpp model settings as the fast path (extra CPU buffer types: see docs/engine.md)
-        defaults = lib.llama_model_default_params
-
-        def params() -> Any:
-            p = defaults()
-            p.use_extra_bufts = extra_bufts()
-            return p
-
-        lib.llama_model_default_params = params
-        try:
-            self.llm = Llama(model_path=str(gguf), n_ctx=2048, n_batch=256, n_threads=threads,
-                             n_threads_batch=threads, verbose=False)
-        finally:
-            lib.llama_model_default_params = defaults
-        self.tok_lm = tokenizer_lm
-        self.name = "llama-cpp-python `Llama` (direct)"
-        self.weights = weights
-
-    def run(self, prompt: str, n: int, adapter: str | None = None) -> int:
-        return one_team(lambda: self._run(prompt, n))
-
-    def _run(self, prompt: str, n: int) -> int:
-        lm = self.tok_lm
-        ids = lm._encode(lm.format_prompt(prompt))
-        self.llm.reset()
+def _direct_worker(conn: Any, gguf: str, threads: int) -> None:
+    """The child process of a :class:`DirectEngine`: generate ``n`` tokens after ``ids`` for each request."""
+    llm = _open_llama(gguf, threads)
+    conn.send("ready")
+    while (msg := conn.recv()) is not None:
+        ids, n = msg
+        llm.reset()
         k = 0
-        for _ in self.llm.generate(ids, temp=0.0, top_k=1, reset=True):
+        for _ in llm.generate(ids, temp=0.0, top_k=1, reset=True):
             k += 1
             if k >= n:
                 break
-        return k
+        conn.send(k)
+
+
+class DirectEngine(Engine):
+    """llama-cpp-python's ``Llama`` class on the same GGUF file, its own decode loop (``Llama.generate``), on
+    llama.cpp's stock kernels: it runs in a child process started with ``GGML_Q4_1_REPACK=0`` (our patch to
+    llama.cpp, ``scripts/patches/``, then stays off there; the switch is read once per process). The child also
+    keeps its thread pool apart from this process's engines, as a user's own llama.cpp process would."""
+
+    def __init__(self, gguf: Path, tokenizer_lm: LanguageModel, threads: int, weights: str = "GGUF Q4_1"):
+        import multiprocessing as mp
+
+        self.conn, child = mp.Pipe()
+        old = os.environ.get("GGML_Q4_1_REPACK")
+        os.environ["GGML_Q4_1_REPACK"] = "0"
+        try:
+            self.proc = mp.get_context("spawn").Process(target=_direct_worker, args=(child, str(gguf), threads),
+                                                        daemon=True)
+            self.proc.start()
+        finally:
+            if old is None:
+                os.environ.pop("GGML_Q4_1_REPACK")
+            else:
+                os.environ["GGML_Q4_1_REPACK"] = old
+        assert self.conn.recv() == "ready"
+        self.tok_lm = tokenizer_lm
+        self.name = "llama-cpp-python `Llama` (direct, stock kernels)"
+        self.weights = weights
+
+    def run(self, prompt: str, n: int, adapter: str | None = None) -> int:
+        lm = self.tok_lm
+        self.conn.send((lm._encode(lm.format_prompt(prompt)), n))
+        return int(self.conn.recv())
 
 
 class FastEngine(Engine):
@@ -467,7 +478,11 @@ def main() -> None:
     out(f"model: {DEFAULT_MODEL}; GGUF {gguf.name} ({info.weight_format}); llama-cpp-python "
         f"{info.versions['llama_cpp_python']}; greedy, EOS ignored, best of {args.repeats}")
     out("Q8_0 and Q4_0: the same weights re-exported by `gguf_format=` (from the Q4_1 file dequantized)")
-    out(f"adapters: " + ", ".join(f"{k} ({'shipped' if 'verticals' in str(v) else 'synthetic r=16 q/v'})"
+    from puyu_apps.engine.llamacpp import patch_id, q4_1_kernels
+
+    out(f"llama.cpp patch: {patch_id() or 'none (stock build)'}; Q4_1 kernels of the fast path: {q4_1_kernels()}; "
+        "llama.cpp direct: stock kernels (a child process with GGML_Q4_1_REPACK=0)")
+    out("adapters: " + ", ".join(f"{k} ({'shipped' if 'verticals' in str(v) else 'synthetic r=16 q/v'})"
                                    for k, v in adapters.items()))
 
     # -- batch 1 -------------------------------------------------------------------------------------------

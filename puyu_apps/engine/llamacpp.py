@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import functools
 import importlib.util
 import logging
 import threading
@@ -100,6 +101,47 @@ def uses_openmp() -> bool:
     pipeline stage in torch) every llama.cpp decode slows down ~2.7x (``benchmarks/engine_threads.py``)."""
     return b"OPENMP = 1" in _lib().llama_print_system_info()
 
+
+
+_PATCH_MARK = b"puyu_apps:q4_1_repack:"
+
+
+def _cpu_library() -> Path | None:
+    """llama.cpp's CPU backend library as llama-cpp-python loads it (its ``lib`` folder, or
+    ``$LLAMA_CPP_LIB_PATH``)."""
+    import os
+
+    spec = importlib.util.find_spec("llama_cpp")
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(os.environ.get("LLAMA_CPP_LIB_PATH") or Path(spec.origin).parent / "lib")
+    found = sorted(folder.glob("libggml-cpu*.so*")) + sorted(folder.glob("ggml-cpu*.dll"))
+    return found[0] if found else None
+
+
+@functools.lru_cache(maxsize=1)
+def patch_id() -> str:
+    """The id of our llama.cpp patch compiled into the installed library (``scripts/patches/``: repacked Q4_1
+    weights), or ``""`` for a stock build."""
+    lib = _cpu_library()
+    if lib is None:
+        return ""
+    data = lib.read_bytes()
+    i = data.find(_PATCH_MARK)
+    if i < 0:
+        return ""
+    return data[i:data.index(b"\0", i)].decode("ascii", "replace")
+
+
+def q4_1_kernels() -> str:
+    """Which kernels llama.cpp runs Q4_1 weights on in this process: ``"repacked"`` (our patch: 8 rows
+    interleaved, one pass over the weights for up to 4 sequences) or ``"stock"`` (one dot product at a time: no
+    patch, ``$GGML_Q4_1_REPACK=0``, no AVX2, or the extra buffer types off)."""
+    import os
+
+    if not patch_id() or os.environ.get("GGML_Q4_1_REPACK", "").strip() == "0" or not extra_bufts():
+        return "stock"
+    return "repacked" if b"AVX2 = 1" in _lib().llama_print_system_info() else "stock"
 
 def _last_errors() -> str:
     msgs = list(_errors)

@@ -24,7 +24,7 @@ from ..core.types import EngineInfo
 from ..errors import AdapterError, InvalidInputError, PromptTooLongError
 from . import lora_gguf
 from .gguf_model import GgufBase, embedding_rows, fingerprint, read_base
-from .llamacpp import LlamaModel, LoraHandle, version
+from .llamacpp import LlamaModel, LoraHandle, q4_1_kernels, version
 from .scheduler import Request, Scheduler
 from .twin import TransformersTwin
 
@@ -238,7 +238,10 @@ class LlamaCppLanguageModel(LanguageModel):
     # -- introspection --------------------------------------------------------------------------------------
     @property
     def weight_format(self) -> str:
-        return f"GGUF {self.base.weight_format} (run by llama.cpp)"
+        fmt = self.base.weight_format
+        if fmt.startswith("Q4_1"):  # which Q4_1 kernels ran: ours (scripts/patches/) or llama.cpp's stock ones
+            return f"GGUF {fmt} (run by llama.cpp, {q4_1_kernels()} Q4_1 kernels)"
+        return f"GGUF {fmt} (run by llama.cpp)"
 
     def info(self) -> EngineInfo:
         import torch

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from puyu_apps.core import LanguageModel, shared_model
+from puyu_apps.engine import llamacpp
 
 from .conftest import needs_llama
 
@@ -21,7 +22,8 @@ def fast_default():
 def test_the_embedded_model_loads_on_llama_cpp_by_default(fast_default, monkeypatch):
     info = fast_default.info()
     assert info.backend == "llama.cpp" and info.backend_note.startswith("auto")
-    assert info.weight_format == "GGUF Q4_1 (token embedding Q8_0) (run by llama.cpp)"
+    kernels = llamacpp.q4_1_kernels()
+    assert info.weight_format == f"GGUF Q4_1 (token embedding Q8_0) (run by llama.cpp, {kernels} Q4_1 kernels)"
     res = fast_default.generate("Name the capital of France.", max_new_tokens=32)
     assert res.backend == "llama.cpp" and "Paris" in res.text and res.finish_reason == "eos"
     assert "".join(fast_default.stream("Name the capital of France.", max_new_tokens=32)) == res.text
