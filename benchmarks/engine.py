@@ -173,7 +173,13 @@ def _direct_worker(conn: Any, gguf: str, threads: int) -> None:
     """The child process of a :class:`DirectEngine`: generate ``n`` tokens after ``ids`` for each request."""
     llm = _open_llama(gguf, threads)
     conn.send("ready")
-    while (msg := conn.recv()) is not None:
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:  # the benchmark ended
+            return
+        if msg is None:
+            return
         ids, n = msg
         llm.reset()
         k = 0
