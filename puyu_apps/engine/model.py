@@ -136,6 +136,7 @@ class LlamaCppLanguageModel(LanguageModel):
         self.base: GgufBase = read_base(gguf)
         self.fingerprint = fingerprint(config, embedding_rows(gguf))
         self.llama = LlamaModel(gguf)
+        self._q4_1_kernels = q4_1_kernels()  # decided by llama.cpp as it loaded the weights
         self.threads = load_config.threads or _default_threads()
         window = self.base.n_ctx_train or getattr(config, "max_position_embeddings", None) or 2048
         self.n_seq = n_seq or int(os.environ.get("PUYU_APPS_LLAMA_SEQS", DEFAULT_SEQS))
@@ -240,7 +241,7 @@ class LlamaCppLanguageModel(LanguageModel):
     def weight_format(self) -> str:
         fmt = self.base.weight_format
         if fmt.startswith("Q4_1"):  # which Q4_1 kernels ran: ours (scripts/patches/) or llama.cpp's stock ones
-            return f"GGUF {fmt} (run by llama.cpp, {q4_1_kernels()} Q4_1 kernels)"
+            return f"GGUF {fmt} (run by llama.cpp, {self._q4_1_kernels} Q4_1 kernels)"
         return f"GGUF {fmt} (run by llama.cpp)"
 
     def info(self) -> EngineInfo:
