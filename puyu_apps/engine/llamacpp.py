@@ -102,7 +102,6 @@ def uses_openmp() -> bool:
     return b"OPENMP = 1" in _lib().llama_print_system_info()
 
 
-
 _PATCH_MARK = b"puyu_apps:q4_1_repack:"
 
 
@@ -142,6 +141,7 @@ def q4_1_kernels() -> str:
     if not patch_id() or os.environ.get("GGML_Q4_1_REPACK", "").strip() == "0" or not extra_bufts():
         return "stock"
     return "repacked" if b"AVX2 = 1" in _lib().llama_print_system_info() else "stock"
+
 
 def _last_errors() -> str:
     msgs = list(_errors)
