@@ -135,10 +135,11 @@ def patch_id() -> str:
 def q4_1_kernels() -> str:
     """Which kernels llama.cpp runs Q4_1 weights on in this process: ``"repacked"`` (our patch: 8 rows
     interleaved, one pass over the weights for up to 4 sequences) or ``"stock"`` (one dot product at a time: no
-    patch, ``$GGML_Q4_1_REPACK=0``, no AVX2, or the extra buffer types off)."""
+    patch, ``$GGML_Q4_1_REPACK`` not ``1`` (the patch is opt-in for now), no AVX2, or the extra buffer types
+    off)."""
     import os
 
-    if not patch_id() or os.environ.get("GGML_Q4_1_REPACK", "").strip() == "0" or not extra_bufts():
+    if not patch_id() or os.environ.get("GGML_Q4_1_REPACK", "").strip() != "1" or not extra_bufts():
         return "stock"
     return "repacked" if b"AVX2 = 1" in _lib().llama_print_system_info() else "stock"
 

@@ -3,7 +3,8 @@
 // again, so a batch of 8 sequences costs nearly 8 single decodes. Here Q4_1 weights are repacked 8 rows at a time;
 // one pass over a block's weights serves 1 (gemv) or 4 (gemm) activation rows, with exact Q4_1 arithmetic:
 // sum_i (d q_i + m) x_i = d * sum_i q_i x_i + m * sum_i x_i (q_i in 0..15 unsigned, x quantized to Q8_0).
-// GGML_Q4_1_REPACK=0 in the environment (read once per process) turns it off: the stock kernels then run.
+// Opt-in for now: GGML_Q4_1_REPACK=1 in the environment (read once per process) turns it on; otherwise the
+// stock kernels run (scripts/patches/README.md says why).
 // Written for puyu_apps (scripts/patches/README.md); MIT like the file it is inserted into.
 
 struct puyu_block_q4_1x8 {
@@ -17,13 +18,13 @@ static_assert(sizeof(puyu_block_q4_1x8) == 8 * 2 * sizeof(ggml_half) + 128, "wro
 static bool puyu_q4_1_repack_enabled() {
     static const bool enabled = [] {
         const char * v = getenv("GGML_Q4_1_REPACK");
-        return v == nullptr || strcmp(v, "0") != 0;
+        return v != nullptr && strcmp(v, "1") == 0;
     }();
     return enabled;
 }
 
 // found in the built library by puyu_apps (engine/llamacpp.py) and by scripts/setup.sh: bump with every change
-extern "C" __attribute__((used)) const char puyu_q4_1_repack_id[] = "puyu_apps:q4_1_repack:1";
+extern "C" __attribute__((used)) const char puyu_q4_1_repack_id[] = "puyu_apps:q4_1_repack:2";
 
 static int puyu_repack_q4_1_8x8(struct ggml_tensor * t, const void * GGML_RESTRICT data, size_t data_size) {
     GGML_ASSERT(t->type == GGML_TYPE_Q4_1);
