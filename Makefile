@@ -18,7 +18,7 @@ bench:
 LORA_ARGS ?= --batch-size 8 --lr 1e-3 --r 16 --alpha 32 --targets q_proj,k_proj,v_proj,o_proj
 .PHONY: adapters adapter
 adapters:
-	$(MAKE) adapter V=service STEPS=150 TOKENS=64
+	$(MAKE) adapter V=service STEPS=240 TOKENS=64
 	$(MAKE) adapter V=legal STEPS=110 TOKENS=120
 	$(MAKE) adapter V=medical STEPS=110 TOKENS=120
 

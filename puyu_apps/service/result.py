@@ -31,6 +31,7 @@ class ServiceTurnResult(PipelineResult):
     escalation_reason: str = ""
     reply: str
     faq_ids: list[str] = []
+    faq_appended: bool = False         # grounding="append" added the best FAQ answer the model had not stated
     reply_sentences: list[str] = []
     reply_audio_s: float = 0.0
     time_to_first_audio_s: float | None = None

@@ -65,6 +65,9 @@ CASES: dict[str, dict[str, list[tuple[str, Answer]]]] = {
             ("the {item} arrived damaged and I want a refund", ("refund", 1)),
             ("my {item} came broken, do I have to return it for a refund", ("refund", 1)),
             ("the {item} in order {n} is damaged, I want my money back", ("refund", 1)),
+            ("my order{ord} arrived damaged, I want a refund", ("refund", 1)),
+            ("the {item} I received is broken, can I get my money back", ("refund", 1)),
+            ("I got a broken {item}, how do I get a refund", ("refund", 1)),
         ],
         "billing": [
             ("I was charged twice for my order{ord}", ("billing", 0)),
@@ -289,6 +292,7 @@ _WRAP = {
         "fillers": ["嗯", "那个", "就是"],
     },
 }
+_WANT = ("I would like ", "I'd like ", "I need ")  # other ways callers say "I want "
 _QUESTION_EN = ("where", "how", "when", "can", "has", "why", "do", "what", "is", "who", "could")
 _QUESTION_ZH = ("吗", "呢", "吧", "怎么", "什么", "哪", "多久", "几天", "能不能", "为什么")
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？；])")  # as puyu_apps.service.tts
@@ -367,6 +371,8 @@ def _utterance(rng: random.Random, lang: str, phrase: str, tone: str,
         amount = rng.choice([f"${value}{cents}", f"{value}{cents} dollars"]) if lang == "en" else f"{value}{cents}元"
         slots["amount"] = amount
     body = phrase.format(**slots)
+    if lang == "en" and "I want " in body and rng.random() < 0.4:
+        body = body.replace("I want ", rng.choice(_WANT), 1)
     if lang == "en":
         q = body.split(" ")[0].lower() in _QUESTION_EN or " can I " in f" {body} "
         if tone == "polite":
@@ -572,6 +578,8 @@ def score_output(example: Any, generated: str) -> dict[str, Any]:
 
     ``intent_accuracy``: the ``intent:`` line names the gold intent. ``fact_grounded`` (rows whose gold reply
     states a FAQ fact): the reply states that fact's key value ("5 business days", "9:00到18:00").
+    ``handover_ok`` (rows whose gold reply hands over, the facts not covering the request): the reply says a
+    colleague will follow up and states no FAQ fact.
     ``language_ok``: the reply is in the caller's language. ``format_ok``: an intent line with a known label and
     a reply of one to three sentences. ``gold:intent`` / ``pred:intent`` become ``intent_macro_f1``.
     """
@@ -588,4 +596,9 @@ def score_output(example: Any, generated: str) -> dict[str, Any]:
     keys = [f["key"] for f in meta.get("facts", [])]
     if keys:
         scores["fact_grounded"] = float(all(_squash(k) in _squash(reply) for k in keys))
+    followup = _squash(REPLIES.get(lang, REPLIES["en"])["followup"])
+    if followup in _squash(meta.get("reply") or split_intent(example.output)[1]):
+        # the facts do not cover the request: the reply hands over and states no FAQ fact (none is made up)
+        stated = any(_squash(k[lang]) in _squash(reply) for k in KEYS.values())
+        scores["handover_ok"] = float(followup in _squash(reply) and not stated)
     return scores

@@ -148,3 +148,28 @@ def test_chinese_text_ticket(service):
     assert res.language == "zh" and res.intent == "refund" and res.faq_ids[0] == "refund"
     assert "退款" in res.reply  # the Chinese FAQ answer (the tiny model's own text is garbage)
     assert res.reply_audio_s > 1.0  # spoken with espeak-ng's cmn-latn-pinyin voice
+
+
+def test_append_grounding_adds_a_strongly_matched_answer_the_adapter_did_not_state():
+    from puyu_apps.paths import vertical_dir
+    from puyu_apps.service.knowledge import KnowledgeBase
+    from puyu_apps.service.pipeline import missing_answer
+
+    kb = KnowledgeBase.load(vertical_dir("service") / "faq.json")
+    refund = kb.search("Hello, my order arrived damaged and I would like a refund please.", k=2)
+    assert refund[0][0].id == "refund"
+    handover = "I am sorry about that. A colleague will follow up on this shortly."
+    # the adapter handed over on a request the refund entry answers: the answer is added
+    assert missing_answer(handover, refund, "en", adapter=True) == refund[0][0].answer
+    # it stated one sentence of the entry (not all): its words stand
+    stated = "I am sorry about that. Damaged items are refunded without a return."
+    assert missing_answer(stated, refund, "en", adapter=True) is None
+    # a free-form reply is held to more of the answer, and to a weaker match
+    assert missing_answer(stated, refund, "en", adapter=False) == refund[0][0].answer
+    # a weak match (the facts do not cover a crash): the adapter's hand-over stands, no fact is made up
+    crash = kb.search("the app keeps crashing when I open it", k=2)
+    assert 0 < crash[0][1] < 0.4 and missing_answer(handover, crash, "en", adapter=True) is None
+    assert missing_answer(handover, [], "en", adapter=True) is None
+    zh = kb.search("忘记密码了", k=2)
+    assert zh[0][0].id == "password" and missing_answer("我们的同事会尽快跟进。", zh, "zh", adapter=True) == \
+        zh[0][0].answer_for("zh")
