@@ -10,6 +10,7 @@ import ctypes
 import functools
 import importlib.util
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,10 @@ def _init() -> Any:
             log.log(levels.get(level, logging.DEBUG), "%s", msg)
 
         _log_cb = _cb
+        # our repacked Q4_1 kernels (scripts/patches/) are opt-in in the library, for any other program that loads
+        # it; this engine turns them on unless the environment says otherwise (GGML_Q4_1_REPACK=0: stock kernels).
+        # llama.cpp reads the switch when it loads the first Q4_1 weights, after this point.
+        os.environ.setdefault("GGML_Q4_1_REPACK", "1")
         lib.llama_backend_init()
         lib.llama_log_set(_cb, ctypes.c_void_p(0))
         _initialized = True
@@ -87,7 +92,6 @@ def extra_bufts() -> bool:
     that its AVX-512 kernels read faster; AMX tiles). On, unless the library was built with AMX: the AMX kernels
     crash (``ldtilecfg``, SIGSEGV) on VMs that report AMX but do not enable it, and ``make setup`` builds without
     it. ``$PUYU_APPS_LLAMA_EXTRA_BUFTS=0`` / ``1`` decides instead."""
-    import os
 
     env = os.environ.get("PUYU_APPS_LLAMA_EXTRA_BUFTS", "").strip().lower()
     if env:
@@ -108,8 +112,6 @@ _PATCH_MARK = b"puyu_apps:q4_1_repack:"
 def _cpu_library() -> Path | None:
     """llama.cpp's CPU backend library as llama-cpp-python loads it (its ``lib`` folder, or
     ``$LLAMA_CPP_LIB_PATH``)."""
-    import os
-
     spec = importlib.util.find_spec("llama_cpp")
     if spec is None or spec.origin is None:
         return None
@@ -135,10 +137,8 @@ def patch_id() -> str:
 def q4_1_kernels() -> str:
     """Which kernels llama.cpp runs Q4_1 weights on in this process: ``"repacked"`` (our patch: 8 rows
     interleaved, one pass over the weights for up to 4 sequences) or ``"stock"`` (one dot product at a time: no
-    patch, ``$GGML_Q4_1_REPACK`` not ``1`` (the patch is opt-in for now), no AVX2, or the extra buffer types
-    off)."""
-    import os
-
+    patch, ``$GGML_Q4_1_REPACK`` not ``1`` (this engine sets it to ``1`` unless it is set; ``0`` turns the patch
+    off), no AVX2, or the extra buffer types off)."""
     if not patch_id() or os.environ.get("GGML_Q4_1_REPACK", "").strip() != "1" or not extra_bufts():
         return "stock"
     return "repacked" if b"AVX2 = 1" in _lib().llama_print_system_info() else "stock"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -23,6 +24,9 @@ def test_the_embedded_model_loads_on_llama_cpp_by_default(fast_default, monkeypa
     info = fast_default.info()
     assert info.backend == "llama.cpp" and info.backend_note.startswith("auto")
     kernels = llamacpp.q4_1_kernels()
+    if (llamacpp.patch_id() and os.environ.get("GGML_Q4_1_REPACK") == "1"
+            and b"AVX2 = 1" in llamacpp._lib().llama_print_system_info()):
+        assert kernels == "repacked"  # the engine turns our kernels on unless the environment says 0
     assert info.weight_format == f"GGUF Q4_1 (token embedding Q8_0) (run by llama.cpp, {kernels} Q4_1 kernels)"
     res = fast_default.generate("Name the capital of France.", max_new_tokens=32)
     assert res.backend == "llama.cpp" and "Paris" in res.text and res.finish_reason == "eos"
