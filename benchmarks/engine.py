@@ -192,7 +192,7 @@ def _direct_worker(conn: Any, gguf: str, threads: int) -> None:
 
 class DirectEngine(Engine):
     """llama-cpp-python's ``Llama`` class on the same GGUF file, its own decode loop (``Llama.generate``), on
-    llama.cpp's stock kernels: it runs in a child process started with ``GGML_Q4_1_REPACK=0`` (our opt-in patch to
+    llama.cpp's stock kernels: it runs in a child process started with ``GGML_Q4_1_REPACK=0`` (our patch to
     llama.cpp, ``scripts/patches/``, then stays off there; the switch is read once per process). The child also
     keeps its thread pool apart from this process's engines, as a user's own llama.cpp process would."""
 
@@ -460,7 +460,7 @@ def main() -> None:
     ap.add_argument("--skip-hf-concurrent", action="store_true", help="skip transformers in the 8-request rows")
     ap.add_argument("--markdown", help="also write the tables to this file")
     args = ap.parse_args()
-    # our repacked Q4_1 kernels (scripts/patches/) are opt-in, read once per process: on for the fast path here
+    # our repacked Q4_1 kernels (scripts/patches/), read once per process: on for the fast path (the engine's default)
     os.environ.setdefault("GGML_Q4_1_REPACK", "1")
     torch.set_num_threads(args.threads)
     lines: list[str] = []
