@@ -291,8 +291,9 @@ class CustomerServicePipeline(Pipeline):
             reply = complete_sentences(reply)  # cut by the token limit: keep (and speak) whole sentences only
             if speaker is not None:
                 speaker.discard()
-        answer = missing_answer(reply, hits, lang, adapter=model_intent is not None)
-        if self.grounding == "append" and answer and clean_for_speech(reply):
+        answer = (missing_answer(reply, hits, lang, adapter=model_intent is not None)
+                  if self.grounding == "append" and clean_for_speech(reply) else None)
+        if answer:
             reply = f"{reply} {answer}".strip()
             out["faq_appended"] = True
             if speaker is not None:

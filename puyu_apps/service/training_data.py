@@ -599,6 +599,6 @@ def score_output(example: Any, generated: str) -> dict[str, Any]:
     followup = _squash(REPLIES.get(lang, REPLIES["en"])["followup"])
     if followup in _squash(meta.get("reply") or split_intent(example.output)[1]):
         # the facts do not cover the request: the reply hands over and states no FAQ fact (none is made up)
-        stated = any(_squash(k[lang]) in _squash(reply) for k in KEYS.values())
+        stated = any(k.get(lang) and _squash(k[lang]) in _squash(reply) for k in KEYS.values())
         scores["handover_ok"] = float(followup in _squash(reply) and not stated)
     return scores

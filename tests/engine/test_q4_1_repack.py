@@ -1,8 +1,8 @@
 """Our llama.cpp patch (scripts/patches/): Q4_1 weights repacked 8 rows at a time, for batched CPU decode (issue 11).
 
 The patched kernels are checked against llama.cpp's stock Q4_1 kernels on the embedded model (the shipped Q4_1
-file). The switch (``GGML_Q4_1_REPACK``: ``1`` ours, the engine's default; ``0`` stock) is read once per process, so each side runs in a
-process of its own.
+file). The switch (``GGML_Q4_1_REPACK``: ``1`` ours, the engine's default; ``0`` stock) is read once per
+process, so each side runs in a process of its own.
 """
 
 from __future__ import annotations
