@@ -1,11 +1,17 @@
 """Mixed-adapter batches (issue 11): 8 concurrent requests over 4 adapter groups (base, medical, legal, service)
-against the same 8 requests all with one adapter, in one process, for each way the scheduler can run them:
+against the same 8 requests all with one adapter, and with none, in one process, for each way the scheduler can
+run them:
 
-- lanes side by side (the default): one llama.cpp context per adapter group, the lanes of a step decoded at the
-  same time, one thread each;
+- masked LoRA (the default where the library has our patch, ``scripts/patches/lora_mask.py``): one combined
+  adapter of the three, a row mask per sequence, every request in one decode;
+- lanes side by side (the default without the patch): one llama.cpp context per adapter group, the lanes of a step
+  decoded at the same time, one thread each;
 - lanes one after another: the same contexts, each decode on all threads;
 - one shared context: every group in one context, adapters switched between groups (the groups already set first);
   this was the engine before lanes.
+
+"One adapter" is measured on both engines (both decode a step of one adapter group on that adapter alone, without
+a mask); the mixed rows are compared with the faster of the two.
 
     .venv/bin/python benchmarks/engine_mixed_adapters.py [--repeats 3]
 """
@@ -16,12 +22,15 @@ import argparse
 import os
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import CONCURRENT, FastEngine, loadavg, make_adapters, rounds  # noqa: E402
+
+from puyu_apps.core import GenerationConfig  # noqa: E402
 
 
 def main() -> None:
@@ -32,13 +41,18 @@ def main() -> None:
     print(f"load average at start: {loadavg()}")
     adapters = make_adapters(Path(tempfile.mkdtemp(prefix="puyu-mixed-")), ["medical", "legal", "service"])
     engines = {}
-    for name, lanes in (("lanes", "4"), ("shared", "1")):
+    for name, lanes, masked in (("masked", "4", "1"), ("lanes", "4", "0"), ("shared", "1", "0")):
         os.environ["PUYU_APPS_LLAMA_LANES"] = lanes
+        os.environ["PUYU_APPS_MASKED_LORA"] = masked
         engines[name] = FastEngine(args.threads, adapters)
     os.environ.pop("PUYU_APPS_LLAMA_LANES")
-    lanes, shared = engines["lanes"], engines["shared"]
+    os.environ.pop("PUYU_APPS_MASKED_LORA")
+    masked, lanes, shared = engines["masked"], engines["lanes"], engines["shared"]
+    if not masked.lm.masked_lora:
+        print("this llama.cpp build has no masked LoRA (scripts/patches/lora_mask.py): its rows repeat the lanes")
     mixed = [(p, k, [None, "medical", "legal", "service"][i % 4]) for i, (p, k) in enumerate(CONCURRENT)]
     single = [(p, k, "medical") for p, k in CONCURRENT]
+    base = [(p, k, None) for p, k in CONCURRENT]
 
     def sequential_lanes() -> int:
         lanes.lm.scheduler.parallel_lanes = False
@@ -49,15 +63,44 @@ def main() -> None:
 
     for e in engines.values():
         e.run_concurrent(mixed)  # warm-up: every lane made, every graph built once
-    res = rounds({"one adapter": lambda: lanes.run_concurrent(single),
+        e.run_concurrent(single)
+    res = rounds({"base model, no adapter": lambda: masked.run_concurrent(base),
+                  "one adapter, masked engine": lambda: masked.run_concurrent(single),
+                  "one adapter, plain": lambda: lanes.run_concurrent(single),
+                  "mixed, masked LoRA (one batch)": lambda: masked.run_concurrent(mixed),
                   "mixed, lanes side by side": lambda: lanes.run_concurrent(mixed),
                   "mixed, lanes one after another": sequential_lanes,
                   "mixed, one shared context": lambda: shared.run_concurrent(mixed)}, args.repeats)
     agg = {k: v[1] / v[0] for k, v in res.items()}
+    one = max(agg["one adapter, masked engine"], agg["one adapter, plain"])
     total = sum(k for _, k in CONCURRENT)
-    print(f"8 concurrent requests, {total} new tokens, Q4_1, {args.threads} threads, best of {args.repeats}:")
+    print(f"8 concurrent requests, {total} new tokens, Q4_1, {args.threads} threads, best of {args.repeats}; "
+          f"masked LoRA: {'yes' if masked.lm.masked_lora else 'no (stock build)'}:")
     for k, v in agg.items():
-        print(f"  {k:32s} {v:6.1f} tok/s  ({v / agg['one adapter']:.2f}x one adapter)")
+        print(f"  {k:34s} {v:6.1f} tok/s  ({v / one:.2f}x the faster one-adapter row)")
+    print(f"mixed adapters vs one adapter: masked {agg['mixed, masked LoRA (one batch)'] / one:.2f}x, "
+          f"lanes side by side {agg['mixed, lanes side by side'] / one:.2f}x")
+    # the outputs: each mixed request (greedy, EOS ignored) decoded in the batch against the same request alone. A
+    # batch changes the order of float sums in llama.cpp's kernels (4-row GEMM against 1-row GEMV), so long greedy
+    # outputs part ways even for the base model; the lanes are the yardstick for the masked batch
+    for name, eng in (("masked LoRA", masked), ("lanes side by side", lanes)):
+        alone = [eng.lm.generate(p, GenerationConfig(max_new_tokens=k), adapter=a).token_ids for p, k, a in mixed]
+        together: list = [None] * len(mixed)
+
+        def one(i: int, eng: FastEngine = eng, out: list = together) -> None:
+            p, k, a = mixed[i]
+            out[i] = eng.lm.generate(p, GenerationConfig(max_new_tokens=k), adapter=a).token_ids
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(mixed))]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        same = sum(x == y for x, y in zip(alone, together))
+        prefix = [next((i for i, (u, v) in enumerate(zip(x, y)) if u != v), len(x)) / max(len(x), 1)
+                  for x, y in zip(alone, together)]
+        print(f"mixed batch vs each request alone, {name}: {same}/{len(mixed)} identical, mean agreeing prefix "
+              f"{100 * sum(prefix) / len(prefix):.0f}%")
     print(f"load average at the end: {loadavg()}")
 
 

@@ -22,6 +22,8 @@ class EngineInfo(BaseModel):
     threads: int
     versions: dict[str, str] = {}
     backend_note: str = Field(default="", description="why this backend runs (backend='auto' says what it chose)")
+    mixed_adapters: str = Field(default="", description="how requests on different adapters share decodes "
+                                                        "(llama.cpp backend: 'one batch (masked LoRA)' or 'lanes')")
 
 
 class GenerationResult(BaseModel):

@@ -121,9 +121,7 @@ def _cpu_library() -> Path | None:
 
 
 @functools.lru_cache(maxsize=1)
-def patch_id() -> str:
-    """The id of our llama.cpp patch compiled into the installed library (``scripts/patches/``: repacked Q4_1
-    weights), or ``""`` for a stock build."""
+def _q4_1_patch_id() -> str:
     lib = _cpu_library()
     if lib is None:
         return ""
@@ -134,12 +132,40 @@ def patch_id() -> str:
     return data[i:data.index(b"\0", i)].decode("ascii", "replace")
 
 
+@functools.lru_cache(maxsize=1)
+def _mask_api() -> tuple[str, Any, Any] | None:
+    """(id, enable, set_seq) of our masked-LoRA patch in the installed libllama, or None for a build without it."""
+    cdll = getattr(_lib(), "_lib", None)
+    try:
+        f_id, enable, set_seq = cdll.puyu_lora_mask_id, cdll.puyu_lora_mask_enable, cdll.puyu_lora_mask_set_seq
+    except AttributeError:
+        return None
+    f_id.argtypes, f_id.restype = [], ctypes.c_char_p
+    enable.argtypes, enable.restype = [ctypes.c_void_p, ctypes.c_int32], ctypes.c_int32
+    set_seq.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.POINTER(ctypes.c_float)]
+    set_seq.restype = ctypes.c_int32
+    return f_id().decode("ascii", "replace"), enable, set_seq
+
+
+def patch_id() -> str:
+    """The ids of our llama.cpp patches compiled into the installed library (``scripts/patches/``: repacked Q4_1
+    weights in libggml-cpu, masked LoRA in libllama), comma-separated, or ``""`` for a stock build."""
+    mask = _mask_api()
+    return ",".join(x for x in (_q4_1_patch_id(), mask[0] if mask else "") if x)
+
+
+def lora_mask_supported() -> bool:
+    """Whether the installed llama.cpp carries our masked-LoRA patch: one combined adapter whose rank rows are
+    switched on per sequence, so requests on different adapters decode in one batch."""
+    return _mask_api() is not None
+
+
 def q4_1_kernels() -> str:
     """Which kernels llama.cpp runs Q4_1 weights on in this process: ``"repacked"`` (our patch: 8 rows
     interleaved, one pass over the weights for up to 4 sequences) or ``"stock"`` (one dot product at a time: no
     patch, ``$GGML_Q4_1_REPACK`` not ``1`` (this engine sets it to ``1`` unless it is set; ``0`` turns the patch
     off), no AVX2, or the extra buffer types off)."""
-    if not patch_id() or os.environ.get("GGML_Q4_1_REPACK", "").strip() != "1" or not extra_bufts():
+    if not _q4_1_patch_id() or os.environ.get("GGML_Q4_1_REPACK", "").strip() != "1" or not extra_bufts():
         return "stock"
     return "repacked" if b"AVX2 = 1" in _lib().llama_print_system_info() else "stock"
 
@@ -156,6 +182,8 @@ class LoraHandle:
     def __init__(self, ptr: Any, path: Path):
         self.ptr = ptr
         self.path = path
+        #: rank rows of a combined adapter in masked mode (:meth:`LlamaModel.enable_mask`); 0 for a plain one
+        self.mask_rank = 0
 
 
 class LlamaModel:
@@ -186,6 +214,36 @@ class LlamaModel:
         h = LoraHandle(ptr, Path(path))
         self._loras.append(h)
         return h
+
+    @property
+    def loras(self) -> list[LoraHandle]:
+        """The adapters loaded into this model (plain and combined)."""
+        return list(self._loras)
+
+    def enable_mask(self, handle: LoraHandle, rank: int) -> None:
+        """Put a combined adapter (every weight of rank ``rank``) in masked mode, before any context uses it:
+        its rows then apply to a token as its sequence's row mask says (:meth:`set_seq_mask`)."""
+        api = _mask_api()
+        if api is None:
+            raise AdapterError("this llama.cpp build has no masked LoRA (scripts/patches/lora_mask.py); "
+                               "run `make setup` to rebuild it")
+        rc = api[1](handle.ptr, rank)
+        if rc != 0:
+            raise AdapterError(f"llama.cpp refused masked mode for {handle.path} (code {rc}: "
+                               f"{'a weight of another rank' if rc == -2 else 'bad arguments'})")
+        handle.mask_rank = rank
+
+    def set_seq_mask(self, handle: LoraHandle, seq: int, row: np.ndarray | None) -> None:
+        """The row mask of sequence ``seq`` for a masked adapter (``mask_rank`` float32 values); ``None``: all 0."""
+        api = _mask_api()
+        assert api is not None and handle.mask_rank > 0
+        if row is None:
+            ptr = None
+        else:
+            assert row.dtype == np.float32 and row.shape == (handle.mask_rank,) and row.flags.c_contiguous
+            ptr = row.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        if api[2](handle.ptr, seq, ptr) != 0:
+            raise AdapterError(f"llama.cpp could not set the LoRA mask of sequence {seq}")
 
     def free_lora(self, handle: LoraHandle) -> None:
         if handle in self._loras:

@@ -210,6 +210,86 @@ def cached_convert(name: str, path: str | Path, base: GgufBase, base_fingerprint
     return convert(name, path, base, out)
 
 
+def _read_lora(path: Path) -> tuple[str, float, dict[str, np.ndarray]]:
+    """(architecture, alpha, {tensor name: array}) of a GGUF LoRA file."""
+    import gguf
+
+    reader = gguf.GGUFReader(path)
+    fields = reader.fields
+    arch = str(fields["general.architecture"].contents())
+    alpha = float(fields[gguf.Keys.Adapter.LORA_ALPHA].contents()) if gguf.Keys.Adapter.LORA_ALPHA in fields else 0.0
+    tensors = {}
+    for t in reader.tensors:
+        if t.tensor_type not in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16):
+            raise AdapterError(f"{path}: LoRA tensor {t.name} is {t.tensor_type.name}; only F32/F16 can be combined")
+        tensors[t.name] = np.asarray(t.data, dtype=np.float32).reshape([int(x) for x in reversed(t.shape)])
+    return arch, alpha, tensors
+
+
+def combine(paths: list[Path], out: str | Path) -> list[int]:
+    """Write one GGUF LoRA ``out`` holding the adapters ``paths`` (GGUF LoRA files, as :func:`convert` writes them)
+    side by side, for llama.cpp's masked mode (``scripts/patches/lora_mask.py``): for every adapted weight, the A
+    matrices stacked (``[R, n_in]``) and the B matrices side by side (``[n_out, R]``), adapter ``i`` on rows
+    ``offsets[i] : offsets[i + 1]``. Each adapter's scale (``alpha / r``) is folded into its B, so a row mask of 1
+    on an adapter's rows applies exactly that adapter; a weight an adapter does not touch gets zeros there, and an
+    adapter's block is as wide as its largest rank. Returns the offsets (``len(paths) + 1`` values, the last R)."""
+    import gguf
+
+    loaded = [_read_lora(Path(p)) for p in paths]
+    archs = {arch for arch, _, _ in loaded}
+    if len(archs) != 1:
+        raise AdapterError(f"cannot combine LoRA adapters of different architectures: {sorted(archs)}")
+    widths = [max(a.shape[0] for n, a in ts.items() if n.endswith(".lora_a")) for _, _, ts in loaded]
+    offsets = [0]
+    for w in widths:
+        offsets.append(offsets[-1] + w)
+    total = offsets[-1]
+    names = sorted({n.removesuffix(".lora_a") for _, _, ts in loaded for n in ts if n.endswith(".lora_a")})
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    w = gguf.GGUFWriter(tmp, archs.pop())
+    w.add_type(gguf.GGUFType.ADAPTER)
+    w.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    w.add_float32(gguf.Keys.Adapter.LORA_ALPHA, 0.0)  # scales are folded into B
+    w.add_string("puyu.combined_from", json.dumps([Path(p).name for p in paths]))
+    w.add_array("puyu.combined_offsets", offsets)
+    for name in names:
+        shape_a = next(ts[name + ".lora_a"].shape for _, _, ts in loaded if name + ".lora_a" in ts)
+        shape_b = next(ts[name + ".lora_b"].shape for _, _, ts in loaded if name + ".lora_b" in ts)
+        a = np.zeros((total, shape_a[1]), dtype=np.float32)
+        b = np.zeros((shape_b[0], total), dtype=np.float32)
+        for (_, alpha, ts), off in zip(loaded, offsets):
+            if name + ".lora_a" not in ts:
+                continue
+            la, lb = ts[name + ".lora_a"], ts[name + ".lora_b"]
+            r = la.shape[0]
+            if la.shape[1] != shape_a[1] or lb.shape[0] != shape_b[0] or lb.shape[1] != r:
+                raise AdapterError(f"cannot combine LoRA adapters: {name} has shapes {la.shape} / {lb.shape} in one "
+                                   f"and {shape_a} / {shape_b} in another")
+            a[off:off + r] = la
+            b[:, off:off + r] = lb * np.float32(alpha / r if alpha else 1.0)  # llama.cpp's scale, folded
+        w.add_tensor(name + ".lora_a", a)
+        w.add_tensor(name + ".lora_b", b)
+    finish_writing(w, tmp, out)
+    return offsets
+
+
+def cached_combine(paths: list[Path]) -> tuple[Path, list[int]]:
+    """:func:`combine` into the cache, keyed by the (content-addressed) adapter files: (path, offsets)."""
+    h = hashlib.sha256(f"combined v{CONVERTER_VERSION}".encode())
+    for p in paths:
+        st = Path(p).stat()
+        h.update(f"{Path(p).resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
+    out = cache_dir() / "lora_gguf" / f"combined-{h.hexdigest()[:24]}.gguf"
+    if out.exists():
+        import gguf
+
+        offsets = [int(x) for x in gguf.GGUFReader(out).fields["puyu.combined_offsets"].contents()]
+        return out, offsets
+    return out, combine(paths, out)
+
+
 def describe(path: str | Path) -> dict[str, Any]:
     """Metadata and tensor shapes of a GGUF LoRA file (for tests and ``puyu info``)."""
     import gguf

@@ -24,7 +24,7 @@ from ..core.types import EngineInfo
 from ..errors import AdapterError, InvalidInputError, PromptTooLongError
 from . import lora_gguf
 from .gguf_model import GgufBase, embedding_rows, fingerprint, read_base
-from .llamacpp import LlamaModel, LoraHandle, q4_1_kernels, version
+from .llamacpp import LlamaModel, LoraHandle, lora_mask_supported, q4_1_kernels, version
 from .scheduler import Request, Scheduler
 from .twin import TransformersTwin
 
@@ -142,6 +142,10 @@ class LlamaCppLanguageModel(LanguageModel):
         self.n_seq = n_seq or int(os.environ.get("PUYU_APPS_LLAMA_SEQS", DEFAULT_SEQS))
         #: contexts over the shared weights, one per adapter group (``$PUYU_APPS_LLAMA_LANES``); see the scheduler
         self.max_lanes = int(os.environ.get("PUYU_APPS_LLAMA_LANES", DEFAULT_LANES))
+        #: requests on different adapters decode in one batch through a combined adapter (our masked-LoRA patch of
+        #: llama.cpp; ``$PUYU_APPS_MASKED_LORA=0``: one lane per adapter group instead)
+        self.masked_lora = (lora_mask_supported()
+                            and os.environ.get("PUYU_APPS_MASKED_LORA", "1").strip() not in ("0", "false", "no"))
         self.n_ctx = min(n_ctx or load_config.max_context or DEFAULT_CTX, window)
         self.max_context = self.n_ctx
         self._eos = eos
@@ -190,7 +194,8 @@ class LlamaCppLanguageModel(LanguageModel):
         with self._sched_lock:
             if self._sched is None:
                 self._sched = Scheduler(self.llama, n_ctx=self.n_ctx, n_seq=self.n_seq, n_threads=self.threads,
-                                        prefix_cache=self.prefix_cache, max_lanes=self.max_lanes)
+                                        prefix_cache=self.prefix_cache, max_lanes=self.max_lanes,
+                                        masked_lora=self.masked_lora)
                 self._sched.eos = frozenset(self._eos)
             self._sched.prefix_cache = self.prefix_cache  # read by the engine thread at each admission
             return self._sched
@@ -256,6 +261,7 @@ class LlamaCppLanguageModel(LanguageModel):
             versions={"llama_cpp_python": version(), "torch": torch.__version__,
                       "transformers": transformers.__version__},
             backend_note=getattr(self, "_backend_note", ""),
+            mixed_adapters="one batch (masked LoRA)" if self.masked_lora else "lanes (one llama.cpp context per adapter)",
         )
 
     def close(self) -> None:

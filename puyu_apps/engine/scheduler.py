@@ -6,14 +6,17 @@ prompt plus their token budget), then, for each group of requests that share the
 read; it samples a token per request and hands it to that request's queue. Finished and cancelled requests
 leave between steps and free their slot at once.
 
-Lanes: llama.cpp applies adapters per context, and changing them makes the next decode rebuild and re-reserve
-its compute graph. So each adapter group gets its own *lane*, a context (KV cache, graph) over the same loaded
-weights, up to ``max_lanes``; the groups decode back to back, each in its lane, and no lane ever switches. Past
-``max_lanes`` groups, a new group shares the least-used lane and that lane switches adapters between its groups
-(the adapters already set go first). When two or more lanes have work in a step, they decode at the same time
-on a pool of threads, one CPU thread each: a decode of a few tokens spends much of its time synchronising its
-threads. Eight requests over four adapter groups then run at 0.94-0.98x the speed of eight on one adapter (lanes
-one after another: 0.76x; one shared context: 0.63x; ``benchmarks/engine_mixed_adapters.py``).
+Mixed adapters: llama.cpp applies adapters per context. With our masked-LoRA patch (``masked_lora``, on when the
+library has it) a context holds one combined adapter of every loaded adapter
+(:class:`~puyu_apps.engine.masked_lora.MaskedLora`) and each sequence a row mask naming its request's adapters,
+so requests on any mix of adapters (and the base model) decode in one ``llama_decode``. Without the patch, each
+adapter group gets its own *lane*, a context (KV cache, graph) over the same loaded weights, up to
+``max_lanes``: changing a context's adapters makes its next decode rebuild its compute graph, so no lane ever
+switches until there are more groups than lanes (then a new group shares the least-used lane, which switches
+between its groups, the adapters already set first). With masked LoRA, lanes only add room: a new lane opens
+when every sequence slot of the others is taken. When two or more lanes have work in a step, they decode at the
+same time on a pool of threads, one CPU thread each (a decode of a few tokens spends much of its time
+synchronising its threads). ``benchmarks/engine_mixed_adapters.py`` compares the ways.
 
 Prefix reuse (``prefix_cache=True``, the default): a finished request leaves its tokens in its slot's KV cells.
 A new request takes the free slot, or copies (shares) the cells of any slot, holding the longest run of its own
@@ -27,6 +30,7 @@ caller's thread, in :class:`puyu_apps.engine.model.LlamaCppLanguageModel`).
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -36,8 +40,11 @@ from typing import Any
 import numpy as np
 
 from ..core.config import GenerationConfig
-from ..errors import PuyuError
-from .llamacpp import Context, LlamaModel, LoraHandle
+from ..errors import AdapterError, PuyuError
+from .llamacpp import Context, LlamaModel, LoraHandle, lora_mask_supported
+from .masked_lora import MaskedLora
+
+log = logging.getLogger("puyu_apps.engine")
 
 
 class EngineBusyError(PuyuError):
@@ -79,7 +86,8 @@ class RequestBase:
 class Request(RequestBase):
     """One generation request. Iterate :meth:`tokens` (in the caller's thread) to get token ids."""
 
-    __slots__ = ("prompt", "cfg", "adapters", "group", "out", "cancelled", "seq", "lane", "n_read", "n_gen",
+    __slots__ = ("prompt", "cfg", "adapters", "group", "out", "cancelled", "seq", "lane", "mask_for", "n_read",
+                 "n_gen",
                  "next_token", "seen", "generator", "reserve", "done", "t_submit", "generated", "cached")
 
     def __init__(self, prompt: list[int], cfg: GenerationConfig, adapters: tuple[LoraHandle, ...]):
@@ -91,6 +99,7 @@ class Request(RequestBase):
         self.cancelled = False
         self.seq = -1
         self.lane: _Lane | None = None
+        self.mask_for: MaskedLora | None = None  # the combined adapter this request's row mask was set in
         self.n_read = 0  # prompt tokens already in the KV cache
         self.n_gen = 0
         self.next_token = -1
@@ -119,7 +128,7 @@ class _Lane:
     """One llama.cpp context (its own KV cache and compute graph) with its sequence slots, and the adapter groups
     that decode in it."""
 
-    __slots__ = ("ctx", "free", "slots", "reserved", "groups")
+    __slots__ = ("ctx", "free", "slots", "reserved", "groups", "masked")
 
     def __init__(self, ctx: Context, n_seq: int):
         self.ctx = ctx
@@ -127,6 +136,7 @@ class _Lane:
         self.slots = [_Slot() for _ in range(n_seq)]
         self.reserved = 0  # KV cells promised to the admitted requests
         self.groups: set[tuple[int, ...]] = set()
+        self.masked: MaskedLora | None = None  # the combined adapter of this context (masked LoRA)
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -195,8 +205,12 @@ class Scheduler(EngineQueue):
     parallel_lanes = True
 
     def __init__(self, model: LlamaModel, *, n_ctx: int, n_seq: int = 8, n_batch: int = 256, n_threads: int = 2,
-                 max_queue: int = 256, flash_attn: int = -1, prefix_cache: bool = True, max_lanes: int = 4):
+                 max_queue: int = 256, flash_attn: int = -1, prefix_cache: bool = True, max_lanes: int = 4,
+                 masked_lora: bool | None = None):
         self.model = model
+        #: requests on different adapters decode together through one combined adapter (None: when the library
+        #: has our masked-LoRA patch); False: one lane per adapter group
+        self.masked_lora = lora_mask_supported() if masked_lora is None else masked_lora
         self._ctx_args = dict(n_ctx=n_ctx, n_seq=n_seq, n_batch=n_batch, n_threads=n_threads, flash_attn=flash_attn,
                               kv_unified=True)
         self.lanes = [_Lane(Context(model, **self._ctx_args), n_seq)]
@@ -214,7 +228,8 @@ class Scheduler(EngineQueue):
         self._cond = threading.Condition()
         self._stop = False
         self._thread: threading.Thread | None = None
-        self.stats = {"steps": 0, "decodes": 0, "tokens": 0, "reused": 0, "switches": 0, "lanes": 1}
+        self.stats = {"steps": 0, "decodes": 0, "tokens": 0, "reused": 0, "switches": 0, "lanes": 1,
+                      "masked_decodes": 0, "combined_builds": 0}
 
     # -- the caller's side ------------------------------------------------------------------------------------
     def submit(self, req: Request) -> Request:
@@ -243,6 +258,9 @@ class Scheduler(EngineQueue):
             self._pool.shutdown(wait=True)
         for lane in self.lanes:
             lane.ctx.close()
+            if lane.masked is not None:
+                lane.masked.free()
+                lane.masked = None
 
     # -- the engine thread --------------------------------------------------------------------------------------
     def _free_retired(self) -> None:
@@ -257,29 +275,54 @@ class Scheduler(EngineQueue):
         self._retire_adapters = keep
         if freed:  # the group keys of freed adapters may come back with a new adapter at the same address
             for lane in self.lanes:
+                if lane.masked is not None and lane.masked.holds(freed):
+                    self._drop_masked(lane)
                 lane.groups = {g for g in lane.groups if not freed.intersection(g)}
                 for q in lane.free:
                     if freed.intersection(lane.slots[q].group):
                         lane.ctx.clear(q)
                         lane.slots[q].tokens, lane.slots[q].group = [], ()
 
+    def _drop_masked(self, lane: _Lane) -> None:
+        """Free the combined adapter of ``lane`` (its requests get their row masks again in the next one)."""
+        assert lane.masked is not None
+        if id(lane.masked.handle) in lane.ctx._adapters:
+            lane.ctx.set_adapters(())
+        lane.masked.free()
+        lane.masked = None
+
     def _lane_for(self, group: tuple[int, ...]) -> _Lane:
-        """The lane of ``group``: its own, a new one while fewer than ``max_lanes`` exist, else the least used."""
+        """The lane of ``group``. Masked LoRA: the first lane with a free slot, a new one when all are full (up to
+        ``max_lanes``), else the least busy. Lanes per group: its own, a new one while fewer than ``max_lanes``
+        exist, else the least used."""
+        if self.masked_lora:
+            lane = next((ln for ln in self.lanes if ln.free), None)
+            if lane is None:
+                lane = self._new_lane() or min(self.lanes, key=lambda ln: sum(r.lane is ln for r in self._active))
+            lane.groups.add(group)
+            return lane
         for lane in self.lanes:
             if group in lane.groups:
                 return lane
         lane = next((ln for ln in self.lanes if not ln.groups), None)
-        if lane is None and len(self.lanes) < self.max_lanes:
-            try:
-                lane = _Lane(Context(self.model, **self._ctx_args), self.n_seq)
-            except PuyuError:  # no memory for another context: share the existing ones from now on
-                self.max_lanes = len(self.lanes)
-            else:
-                self.lanes.append(lane)
-                self.stats["lanes"] = len(self.lanes)
+        if lane is None:
+            lane = self._new_lane()
         if lane is None:
             lane = min(self.lanes, key=lambda ln: (len(ln.groups), sum(r.lane is ln for r in self._active)))
         lane.groups.add(group)
+        return lane
+
+    def _new_lane(self) -> _Lane | None:
+        """Another context, while fewer than ``max_lanes`` exist and memory allows."""
+        if len(self.lanes) >= self.max_lanes:
+            return None
+        try:
+            lane = _Lane(Context(self.model, **self._ctx_args), self.n_seq)
+        except PuyuError:  # no memory for another context: share the existing ones from now on
+            self.max_lanes = len(self.lanes)
+            return None
+        self.lanes.append(lane)
+        self.stats["lanes"] = len(self.lanes)
         return lane
 
     @staticmethod
@@ -465,6 +508,13 @@ class Scheduler(EngineQueue):
 
     def _run_lane(self, lane: _Lane, groups: dict[tuple[int, ...], list[Request]], threads: int) -> None:
         lane.ctx.set_threads(threads)
+        # masked LoRA when the step mixes groups; one group decodes on its own adapters (no mask to apply), so a
+        # context switches between the combined adapter and a plain one only as the mix of its requests changes
+        if self.masked_lora and len(groups) > 1:
+            masked = self._masked_for(lane, groups)
+            if masked is not None:  # every group in one decode
+                self._decode_group(lane.ctx, [r for reqs in groups.values() for r in reqs], masked)
+                return
         # in a shared lane the adapters already set go first: a switch costs a graph rebuild in llama.cpp, and the
         # last group of this step is then the first of the next (G - 1 switches per step, not G)
         current = lane.ctx._adapters
@@ -474,7 +524,30 @@ class Scheduler(EngineQueue):
                     self.stats["switches"] += 1
             self._decode_group(lane.ctx, groups[key])
 
-    def _decode_group(self, ctx: Context, reqs: list[Request]) -> None:
+    def _masked_for(self, lane: _Lane, groups: dict[tuple[int, ...], list[Request]]) -> MaskedLora | None:
+        """The combined adapter of ``lane``, (re)built over every loaded adapter when it lacks one these groups use;
+        None (and lanes per group from now on) if it cannot be built."""
+        m = lane.masked
+        if m is not None and all(m.covers(reqs[0].adapters) for reqs in groups.values()):
+            return m
+        retired = {id(h) for h in self._retire_adapters}
+        sources = [h for h in self.model.loras if h.mask_rank == 0 and id(h) not in retired]
+        needed = {id(h): h for reqs in groups.values() for h in reqs[0].adapters}
+        sources += [h for i, h in needed.items() if all(s is not h for s in sources)]
+        try:
+            new = MaskedLora(self.model, sources)
+        except (AdapterError, OSError, ValueError, KeyError) as exc:
+            log.warning("requests on different adapters decode in separate llama.cpp contexts from now on: the "
+                        "combined adapter could not be built (%s: %s)", type(exc).__name__, exc)
+            self.masked_lora = False
+            return None
+        if m is not None:
+            self._drop_masked(lane)
+        lane.masked = new
+        self.stats["combined_builds"] += 1
+        return new
+
+    def _decode_group(self, ctx: Context, reqs: list[Request], masked: MaskedLora | None = None) -> None:
         tokens: list[int] = []
         positions: list[int] = []
         seqs: list[int] = []
@@ -506,10 +579,18 @@ class Scheduler(EngineQueue):
                 budget -= take
         if not tokens:
             return
-        ctx.set_adapters(reqs[0].adapters)
+        if masked is None:
+            ctx.set_adapters(reqs[0].adapters)
+        else:
+            for r in reqs:
+                if r.mask_for is not masked:
+                    masked.set_seq(r.seq, r.adapters)
+                    r.mask_for = masked
+            ctx.set_adapters((masked.handle,) if any(r.adapters for r in reqs) else ())
         rc = ctx.decode(tokens, positions, seqs, outputs)
         with self._stats_lock:
             self.stats["decodes"] += 1
+            self.stats["masked_decodes"] += masked is not None
             self.stats["tokens"] += len(tokens)
         if rc != 0:
             raise EngineError(f"llama_decode returned {rc} ({'no room in the KV cache' if rc == 1 else 'error'})")

@@ -1,10 +1,11 @@
-"""Apply puyu_apps' patches to a llama.cpp source tree (the one vendored in the llama-cpp-python sdist).
+"""Apply puyu_apps' patches to a llama.cpp source tree (the one vendored in the llama-cpp-python sdist): the
+repacked Q4_1 kernels (``q4_1_repack.cpp``) and the masked LoRA (``lora_mask.py``).
 
     python scripts/patches/apply.py <llama.cpp source dir>
-    python scripts/patches/apply.py --id     # the id the patched library carries (engine/llamacpp.py reads it)
+    python scripts/patches/apply.py --id     # the ids the patched library carries (engine/llamacpp.py reads them)
 
-Idempotent: a tree that already carries a patch is left alone. Exits non-zero, changing nothing, when an anchor
-line is missing (another llama.cpp version): the caller then builds the stock source. See README.md here.
+Idempotent: a tree that already carries a patch is left alone. Exits non-zero when an anchor line is missing
+(another llama.cpp version): the caller then builds the stock source. See README.md here.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lora_mask  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MARK = "puyu_apps patch"
@@ -40,10 +44,11 @@ def patch_repack(src: Path) -> str:
 
 
 def patch_id() -> str:
-    """The id string compiled into a patched libggml-cpu (bumped with every change of the patch)."""
+    """The ids compiled into a patched library (each bumped with every change of its patch): the Q4_1 id in
+    libggml-cpu, then the masked-LoRA id in libllama, comma-separated (``puyu_apps.engine.llamacpp.patch_id``)."""
     m = re.search(r'puyu_q4_1_repack_id\[\] = "([^"]+)"', (HERE / "q4_1_repack.cpp").read_text())
     assert m is not None
-    return m.group(1)
+    return f"{m.group(1)},{lora_mask.LORA_MASK_ID}"
 
 
 def main() -> None:
@@ -52,7 +57,9 @@ def main() -> None:
         return
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)
-    print(patch_repack(Path(sys.argv[1])))
+    src = Path(sys.argv[1])
+    print(patch_repack(src))
+    print(lora_mask.apply(src))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import pytest
 
 from puyu_apps import AdapterError, AdapterMismatchError
 from puyu_apps.core import GenerationConfig, LanguageModel
+from puyu_apps.engine.llamacpp import lora_mask_supported
 
 from .conftest import PROMPTS, make_folder_adapter, needs_llama, same_or_near_tie
 
@@ -99,17 +100,27 @@ def test_adapters_on_every_projection_rslora_and_rank_patterns_match_peft(tiny_f
         fast.close()
 
 
-@pytest.mark.parametrize("lanes,n_threads", [(4, 2), (4, 1), (1, 1)])
-def test_mixed_adapters_concurrently_equal_one_at_a_time(tiny_folder, folder_adapters, lanes, n_threads, monkeypatch):
-    """Three adapter groups (base, a, b): with 4 lanes each decodes in its own context and none switches adapters
-    after its first decode (with 2 threads, two lanes decode at the same time, one thread each); with 1 lane they
-    share the context and switch between groups. Same outputs."""
+needs_mask = pytest.mark.skipif(not lora_mask_supported(), reason="a llama.cpp build without our masked-LoRA patch")
+
+
+@pytest.mark.parametrize("mode,lanes,n_threads", [
+    pytest.param("masked", 4, 2, marks=needs_mask), pytest.param("masked", 1, 1, marks=needs_mask),
+    ("lanes", 4, 2), ("lanes", 4, 1), ("lanes", 1, 1)])
+def test_mixed_adapters_concurrently_equal_one_at_a_time(tiny_folder, folder_adapters, mode, lanes, n_threads,
+                                                        monkeypatch):
+    """Ten requests over three adapter groups (base, a, b), same outputs whichever way they decode. Masked LoRA:
+    one combined adapter, every group in one decode per context and step (10 requests, 8 slots a context: a second
+    context opens for the last ones when there is room for one). Lanes: with 4 lanes each group decodes in its own
+    context and none switches adapters after its first decode (with 2 threads, two lanes decode at the same time,
+    one thread each); with 1 lane they share the context and switch between groups."""
     monkeypatch.setenv("PUYU_APPS_LLAMA_LANES", str(lanes))
+    monkeypatch.setenv("PUYU_APPS_MASKED_LORA", "1" if mode == "masked" else "0")
     fast = LanguageModel.load(str(tiny_folder), backend="llama.cpp", threads=n_threads,
                               adapters={"a": folder_adapters["a"], "b": folder_adapters["b"]})
     ref = LanguageModel.load(str(tiny_folder), backend="transformers",
                              adapters={"a": folder_adapters["a"], "b": folder_adapters["b"]})
     try:
+        assert fast.info().mixed_adapters.startswith("one batch" if mode == "masked" else "lanes")
         jobs = [(p, ad, n) for p, ad, n in zip(PROMPTS * 2, [None, "a", "b"] * 4, [5, 9, 14, 20, 7, 11, 3, 16, 8, 12])]
         expected = [fast.generate(p, max_new_tokens=n, adapter=ad).token_ids for p, ad, n in jobs]
         got: list = [None] * len(jobs)
@@ -127,13 +138,108 @@ def test_mixed_adapters_concurrently_equal_one_at_a_time(tiny_folder, folder_ada
         assert sum(g == e for g, e in zip(got, expected)) >= len(jobs) - 2
         stats = fast.scheduler.stats
         assert stats["steps"] > 0
-        if lanes == 4:
+        if mode == "masked":
+            assert stats["masked_decodes"] > 0
+            assert stats["combined_builds"] == stats["lanes"] <= min(lanes, 2)
+            assert stats["decodes"] <= stats["steps"] * stats["lanes"]  # never a decode per group
+        elif lanes == 4:
+            assert stats["masked_decodes"] == 0
             assert stats["lanes"] == 3 and stats["switches"] <= 2  # each lane set its adapter once
             assert (fast.scheduler._pool is not None) == (n_threads == 2)  # lanes decoded side by side
         else:
             assert stats["lanes"] == 1 and stats["switches"] > 2
     finally:
         fast.close()
+
+
+def _concurrently(lm, jobs: list[tuple[str, str | None]], n: int = 16) -> list[list[int]]:
+    got: list = [None] * len(jobs)
+
+    def run(i: int) -> None:
+        got[i] = lm.generate(jobs[i][0], max_new_tokens=n, adapter=jobs[i][1]).token_ids
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    return got
+
+
+@needs_mask
+def test_masked_lora_takes_in_an_adapter_loaded_later_and_drops_an_unloaded_one(tiny_folder, folder_adapters,
+                                                                                 ref_lm):
+    """The combined adapter is built when a step mixes adapter groups, rebuilt when a request names an adapter it
+    lacks (that adapter's output is peft's), and freed when an adapter it holds is unloaded."""
+    fast = LanguageModel.load(str(tiny_folder), backend="llama.cpp", threads=1, adapters={"a": folder_adapters["a"]})
+    ref_lm.load_adapter("a", folder_adapters["a"])
+    ref_lm.load_adapter("b", folder_adapters["b"])
+    try:
+        sched = fast.scheduler
+        assert sched.masked_lora
+        fast.generate(PROMPTS[0], max_new_tokens=4, adapter="a")
+        assert sched.lanes[0].masked is None  # one group: its own adapter, nothing combined
+
+        def check(jobs):
+            for (p, ad), got in zip(jobs, _concurrently(fast, jobs)):
+                assert same_or_near_tie(ref_lm, p, got, ref_lm.generate(p, max_new_tokens=16, adapter=ad).token_ids,
+                                        ad)
+
+        check([(PROMPTS[i], [None, "a"][i % 2]) for i in range(4)])
+        first = sched.lanes[0].masked
+        assert first is not None and first.rank == 8 and sched.stats["combined_builds"] == 1
+        fast.load_adapter("b", folder_adapters["b"])
+        check([(PROMPTS[i], [None, "a", "b"][i % 3]) for i in range(5)])
+        second = sched.lanes[0].masked
+        assert second is not first and second.rank == 8 + 4 and sched.stats["combined_builds"] == 2
+        assert first.handle not in fast.llama.loras  # the old combined adapter was freed
+        fast.unload_adapter("b")
+        fast.generate(PROMPTS[0], max_new_tokens=2)  # the engine thread frees the adapter between steps
+        assert sched.lanes[0].masked is None and second.handle not in fast.llama.loras
+        check([(PROMPTS[i], [None, "a"][i % 2]) for i in range(4)])
+        assert sched.lanes[0].masked.rank == 8
+    finally:
+        fast.close()
+
+
+def test_combined_lora_file_stacks_the_adapters_with_their_scales_folded(tiny_folder, folder_adapters, tmp_path):
+    """lora_gguf.combine: A stacked, B side by side, alpha/r folded into B, zeros where an adapter lacks a weight."""
+    import gguf
+    import numpy as np
+
+    from puyu_apps.engine import lora_gguf
+    from puyu_apps.engine.gguf_model import read_base
+
+    lm = LanguageModel.load(str(tiny_folder), backend="llama.cpp", threads=1)
+    try:
+        base = read_base(lm.gguf_path)
+    finally:
+        lm.close()
+    only_o = make_folder_adapter(tiny_folder, tmp_path / "o", seed=9, r=2, target_modules=["o_proj"])
+    files = [lora_gguf.convert(n, folder_adapters[n], base, tmp_path / f"{n}.gguf") for n in ("a", "b")]
+    files.append(lora_gguf.convert("o", only_o, base, tmp_path / "o.gguf"))
+    offsets = lora_gguf.combine(files, tmp_path / "combined.gguf")
+    assert offsets == [0, 8, 12, 14]
+
+    def tensors(path):
+        r = gguf.GGUFReader(path)
+        alpha = float(r.fields["adapter.lora.alpha"].contents())
+        return alpha, {t.name: np.asarray(t.data, dtype=np.float32).reshape(list(reversed(t.shape)))
+                       for t in r.tensors}
+
+    alpha_c, comb = tensors(tmp_path / "combined.gguf")
+    assert alpha_c == 0.0
+    name = "blk.0.attn_q.weight"
+    for f, start, stop in zip(files, offsets, offsets[1:]):
+        alpha, src = tensors(f)
+        if name + ".lora_a" not in src:  # the o_proj-only adapter: zeros on its rows
+            assert not comb[name + ".lora_a"][start:stop].any() and not comb[name + ".lora_b"][:, start:stop].any()
+            continue
+        r = src[name + ".lora_a"].shape[0]
+        np.testing.assert_array_equal(comb[name + ".lora_a"][start:stop], src[name + ".lora_a"])
+        np.testing.assert_allclose(comb[name + ".lora_b"][:, start:stop], src[name + ".lora_b"] * alpha / r,
+                                   rtol=1e-6)
+    assert comb["blk.0.attn_output.weight.lora_a"].shape[0] == 14  # every weight has the whole rank
 
 
 def test_unloading_an_adapter_drops_its_lane_and_cached_prefixes(tiny_folder, folder_adapters):
@@ -149,6 +255,7 @@ def test_unloading_an_adapter_drops_its_lane_and_cached_prefixes(tiny_folder, fo
         # a new adapter could be allocated at the same address: nothing computed with the old one may match it
         assert not any(key in lane.groups for lane in sched.lanes)
         assert not any(s.group == key for lane in sched.lanes for s in lane.slots)
+        assert all(lane.masked is None or not lane.masked.holds({key[0]}) for lane in sched.lanes)
     finally:
         fast.close()
 
