@@ -459,6 +459,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--skip-hf-concurrent", action="store_true", help="skip transformers in the 8-request rows")
     ap.add_argument("--markdown", help="also write the tables to this file")
+    ap.add_argument("--quick", action="store_true",
+                    help="batch 1 and 8 concurrent only (the issue-11 targets; ~1/3 of the full run)")
     args = ap.parse_args()
     # our repacked Q4_1 kernels (scripts/patches/), read once per process: on for the fast path (the engine's default)
     os.environ.setdefault("GGML_Q4_1_REPACK", "1")
@@ -489,7 +491,8 @@ def main() -> None:
     from puyu_apps.engine.llamacpp import patch_id, q4_1_kernels
 
     out(f"llama.cpp patch: {patch_id() or 'none (stock build)'}; Q4_1 kernels of the fast path: {q4_1_kernels()}; "
-        "llama.cpp direct: stock kernels (a child process with GGML_Q4_1_REPACK=0)")
+        "llama.cpp direct: stock kernels (a child process with GGML_Q4_1_REPACK=0); mixed adapters: "
+        f"{info.mixed_adapters}")
     out("adapters: " + ", ".join(f"{k} ({'shipped' if 'verticals' in str(v) else 'synthetic r=16 q/v'})"
                                    for k, v in adapters.items()))
 
@@ -571,12 +574,17 @@ def main() -> None:
         out("fast path 8 at once vs the better transformers padded batch "
             f"({hf_best:.1f} tok/s): Q4_1 {agg['fast-conc'] / hf_best:.2f}x, Q8_0 {agg['fast-conc-q8'] / hf_best:.2f}x,"
             f" Q4_0 {agg['fast-conc-q4'] / hf_best:.2f}x")
-    concurrent32(args, out, fp32, bf16)
+    if not args.quick:
+        concurrent32(args, out, fp32, bf16)
     # latency
     lat = fast.lm.generate(jobs[0][0], GenerationConfig(max_new_tokens=jobs[0][1]))
     out(f"batch-1 metrics of the fast path: TTFT {lat.ttft_s * 1000:.0f} ms, inter-token P50 "
         f"{lat.itl_p50_s * 1000:.1f} ms / P99 {lat.itl_p99_s * 1000:.1f} ms, repetition rate "
         f"{lat.repetition_rate:.1%}")
+
+    if args.quick:
+        finish(args, out, lines, load_start, t_start)
+        return
 
     # -- prefix reuse ----------------------------------------------------------------------------------------
     prefix_rows(fast.lm, out, args.repeats)
@@ -645,7 +653,12 @@ def main() -> None:
     for label, engine, q, speed, speed8 in quality_rows:
         out(f"| {label} | {engine} | {q['en']['agree']:.1%} | {q['en']['ppl']:.2f} | {q['zh']['agree']:.1%} | "
             f"{q['zh']['ppl']:.2f} | {speed:.1f} | {f'{speed8:.1f}' if speed8 else '-'} |")
-    out()
+    finish(args, out, lines, load_start, t_start)
+
+
+def finish(args: argparse.Namespace, out: Callable[[str], None], lines: list[str], load_start: str,
+           t_start: float) -> None:
+    out("")
     out(f"load average at the end: {loadavg()} (start: {load_start}); run took {time.perf_counter() - t_start:.0f} s")
     if args.markdown:
         Path(args.markdown).write_text("\n".join(lines) + "\n", encoding="utf-8")
