@@ -278,21 +278,6 @@ def combine(paths: list[Path], out: str | Path, dtype: str = "f32") -> list[int]
     return offsets
 
 
-def cached_combine(paths: list[Path]) -> tuple[Path, list[int]]:
-    """:func:`combine` into the cache, keyed by the (content-addressed) adapter files: (path, offsets)."""
-    h = hashlib.sha256(f"combined v{CONVERTER_VERSION}".encode())
-    for p in paths:
-        st = Path(p).stat()
-        h.update(f"{Path(p).resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
-    out = cache_dir() / "lora_gguf" / f"combined-{h.hexdigest()[:24]}.gguf"
-    if out.exists():
-        import gguf
-
-        offsets = [int(x) for x in gguf.GGUFReader(out).fields["puyu.combined_offsets"].contents()]
-        return out, offsets
-    return out, combine(paths, out)
-
-
 def describe(path: str | Path) -> dict[str, Any]:
     """Metadata and tensor shapes of a GGUF LoRA file (for tests and ``puyu info``)."""
     import gguf

@@ -14,7 +14,9 @@ sequence ids are per context), and is used from the engine thread only.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -28,9 +30,13 @@ class MaskedLora:
     def __init__(self, model: LlamaModel, sources: Sequence[LoraHandle]):
         self.model = model
         self.sources = list(sources)
-        path, offsets = lora_gguf.cached_combine([h.path for h in self.sources])
+        # llama.cpp copies the tensors into its own buffers: the file is not needed after the load (a combination
+        # of adapters is written again when it is needed again, a fraction of a second, rather than kept on disk)
+        with tempfile.TemporaryDirectory(prefix="puyu-lora-") as tmp:
+            path = Path(tmp) / "combined.gguf"
+            offsets = lora_gguf.combine([h.path for h in self.sources], path)
+            self.handle = model.load_lora(path)
         self.rank = offsets[-1]
-        self.handle = model.load_lora(path)
         try:
             model.enable_mask(self.handle, self.rank)
         except BaseException:
