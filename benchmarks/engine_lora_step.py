@@ -6,7 +6,9 @@
 - the masked combined adapter of medical, legal and service (``scripts/patches/lora_mask.py``), f32 and f16,
   with the 8 sequences mixed (base, medical, legal, service) and all on medical.
 
-The cases take turns inside each round; best of ``--repeats``. The engine's figures (``engine_mixed_adapters.py``)
+The cases take turns inside each round; best of ``--repeats``. Then the logits: the combined adapter masked to
+one adapter against that plain adapter, in the same batch of synthetic tokens, and teacher-forced over the first
+400 tokens of the English and Chinese benchmark texts, each adapter in turn. The engine's figures (``engine_mixed_adapters.py``)
 add the scheduler, sampling and the callers' detokenisation, the same for every case, and vary more between runs.
 
     .venv/bin/python benchmarks/engine_lora_step.py [--repeats 5] [--steps 40]
@@ -24,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-from engine import loadavg, make_adapters  # noqa: E402
+from engine import TEXT_EN, TEXT_ZH, loadavg, make_adapters  # noqa: E402
 
 from puyu_apps.core import LanguageModel  # noqa: E402
 from puyu_apps.core.registry import DEFAULT_MODEL  # noqa: E402
@@ -111,6 +113,28 @@ def main() -> None:
         print(f"masked {dtype} vs plain adapter, same batch ({x.shape[0]} steps x {N_SEQ} rows): next token "
               f"{100 * agree:.1f}% equal, max |logit difference| {np.abs(x - y).max():.4f} (logits span "
               f"{float(x.max() - x.min()):.1f})")
+    # teacher-forced over real text, one sequence: the masked rows of each adapter against that adapter
+    text_ctx = Context(model, n_ctx=1024, n_seq=1, n_batch=512, n_threads=args.threads)
+
+    def text_logits(ids: list[int], adapters: tuple, mask: np.ndarray | None = None) -> np.ndarray:
+        text_ctx.clear(0)
+        if mask is not None:
+            model.set_seq_mask(adapters[0], 0, mask)
+        text_ctx.set_adapters(adapters)
+        assert text_ctx.decode(ids, list(range(len(ids))), [0] * len(ids), [True] * len(ids)) == 0
+        return np.stack([text_ctx.logits(i).copy() for i in range(len(ids))])
+
+    for lang, text in (("EN", TEXT_EN), ("ZH", TEXT_ZH)):
+        ids = lm._encode(text)[:400]
+        for i, name in enumerate(names):
+            ref = text_logits(ids, (plain[i],))
+            parts = []
+            for dtype, (h, offs) in combined.items():
+                x = text_logits(ids, (h,), row(offs, i))
+                parts.append(f"{dtype}: next token {100 * float((x.argmax(-1) == ref.argmax(-1)).mean()):.1f}% "
+                             f"equal, max |logit difference| {np.abs(x - ref).max():.3f}")
+            print(f"{lang} text ({len(ids)} tokens), masked {name} vs plain {name}: " + "; ".join(parts))
+    text_ctx.close()
     print(f"load average at the end: {loadavg()}")
     ctx.close()
     lm.close()

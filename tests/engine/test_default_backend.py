@@ -24,9 +24,12 @@ def test_the_embedded_model_loads_on_llama_cpp_by_default(fast_default, monkeypa
     info = fast_default.info()
     assert info.backend == "llama.cpp" and info.backend_note.startswith("auto")
     kernels = llamacpp.q4_1_kernels()
-    if (llamacpp.patch_id() and os.environ.get("GGML_Q4_1_REPACK") == "1"
+    if ("q4_1_repack" in llamacpp.patch_id() and os.environ.get("GGML_Q4_1_REPACK") == "1"
             and b"AVX2 = 1" in llamacpp._lib().llama_print_system_info()):
         assert kernels == "repacked"  # the engine turns our kernels on unless the environment says 0
+    # requests on different adapters share decodes through our masked-LoRA patch where the library has it
+    masked = llamacpp.lora_mask_supported() and os.environ.get("PUYU_APPS_MASKED_LORA", "1") != "0"
+    assert info.mixed_adapters.startswith("one batch (masked LoRA)" if masked else "lanes")
     assert info.weight_format == f"GGUF Q4_1 (token embedding Q8_0) (run by llama.cpp, {kernels} Q4_1 kernels)"
     res = fast_default.generate("Name the capital of France.", max_new_tokens=32)
     assert res.backend == "llama.cpp" and "Paris" in res.text and res.finish_reason == "eos"
