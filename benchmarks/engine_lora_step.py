@@ -8,8 +8,9 @@
 
 The cases take turns inside each round; best of ``--repeats``. Then the logits: the combined adapter masked to
 one adapter against that plain adapter, in the same batch of synthetic tokens, and teacher-forced over the first
-400 tokens of the English and Chinese benchmark texts, each adapter in turn. The engine's figures (``engine_mixed_adapters.py``)
-add the scheduler, sampling and the callers' detokenisation, the same for every case, and vary more between runs.
+400 tokens of the English and Chinese benchmark texts, each adapter in turn. The engine's figures
+(``engine_mixed_adapters.py``) add the scheduler, sampling and the callers' detokenisation, the same for every
+case, and vary more between runs.
 
     .venv/bin/python benchmarks/engine_lora_step.py [--repeats 5] [--steps 40]
 """

@@ -232,8 +232,9 @@ def combine(paths: list[Path], out: str | Path, dtype: str = "f32") -> list[int]
     matrices stacked (``[R, n_in]``) and the B matrices side by side (``[n_out, R]``), adapter ``i`` on rows
     ``offsets[i] : offsets[i + 1]``. Each adapter's scale (``alpha / r``) is folded into its B, so a row mask of 1
     on an adapter's rows applies exactly that adapter; a weight an adapter does not touch gets zeros there, and an
-    adapter's block is as wide as its largest rank. ``dtype`` ``"f32"`` (the default: the numbers of the plain
-    adapters) or ``"f16"`` (1-2 % faster decode steps, ``benchmarks/engine_lora_step.py``). Returns the offsets
+    adapter's block is as wide as its largest rank. ``dtype``: ``"f32"`` (the engine's: logits equal to the plain
+    adapters') or ``"f16"`` (1-2 % faster decode steps, but ggml then rounds the activations to f16 as well and
+    2.6-5.8 % of next tokens change; ``benchmarks/engine_lora_step.py`` measures both). Returns the offsets
     (``len(paths) + 1`` values, the last R)."""
     import gguf
 

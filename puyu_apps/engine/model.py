@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from .._env import env_on
 from ..core.adapters import check_new_adapter
 from ..core.config import GenerationConfig, LoadConfig
 from ..core.model import LanguageModel, Prompt, TokenStream, make_result, stream_pieces
@@ -144,8 +145,7 @@ class LlamaCppLanguageModel(LanguageModel):
         self.max_lanes = int(os.environ.get("PUYU_APPS_LLAMA_LANES", DEFAULT_LANES))
         #: requests on different adapters decode in one batch through a combined adapter (our masked-LoRA patch of
         #: llama.cpp; ``$PUYU_APPS_MASKED_LORA=0``: one lane per adapter group instead)
-        self.masked_lora = (lora_mask_supported()
-                            and os.environ.get("PUYU_APPS_MASKED_LORA", "1").strip() not in ("0", "false", "no"))
+        self.masked_lora = lora_mask_supported() and env_on("PUYU_APPS_MASKED_LORA")
         self.n_ctx = min(n_ctx or load_config.max_context or DEFAULT_CTX, window)
         self.max_context = self.n_ctx
         self._eos = eos
@@ -155,7 +155,7 @@ class LlamaCppLanguageModel(LanguageModel):
         self._sched: Scheduler | None = None
         self._sched_lock = threading.Lock()
         #: reuse the KV cells of earlier requests that share a prompt prefix (``$PUYU_APPS_PREFIX_CACHE=0``: off)
-        self.prefix_cache = os.environ.get("PUYU_APPS_PREFIX_CACHE", "1").strip() not in ("0", "false", "no")
+        self.prefix_cache = env_on("PUYU_APPS_PREFIX_CACHE")
         self.adapters = FastAdapters(self)  # type: ignore[assignment]
 
     # -- what the base class reads -----------------------------------------------------------------------------
@@ -261,7 +261,8 @@ class LlamaCppLanguageModel(LanguageModel):
             versions={"llama_cpp_python": version(), "torch": torch.__version__,
                       "transformers": transformers.__version__},
             backend_note=getattr(self, "_backend_note", ""),
-            mixed_adapters="one batch (masked LoRA)" if self.masked_lora else "lanes (one llama.cpp context per adapter)",
+            mixed_adapters=("one batch (masked LoRA)" if self.masked_lora
+                            else "lanes (one llama.cpp context per adapter)"),
         )
 
     def close(self) -> None:

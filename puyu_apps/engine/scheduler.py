@@ -87,8 +87,7 @@ class Request(RequestBase):
     """One generation request. Iterate :meth:`tokens` (in the caller's thread) to get token ids."""
 
     __slots__ = ("prompt", "cfg", "adapters", "group", "out", "cancelled", "seq", "lane", "mask_for", "n_read",
-                 "n_gen",
-                 "next_token", "seen", "generator", "reserve", "done", "t_submit", "generated", "cached")
+                 "n_gen", "next_token", "seen", "generator", "reserve", "done", "t_submit", "generated", "cached")
 
     def __init__(self, prompt: list[int], cfg: GenerationConfig, adapters: tuple[LoraHandle, ...]):
         self.prompt = prompt
@@ -533,7 +532,7 @@ class Scheduler(EngineQueue):
         retired = {id(h) for h in self._retire_adapters}
         sources = [h for h in self.model.loras if h.mask_rank == 0 and id(h) not in retired]
         needed = {id(h): h for reqs in groups.values() for h in reqs[0].adapters}
-        sources += [h for i, h in needed.items() if all(s is not h for s in sources)]
+        sources += [h for h in needed.values() if all(s is not h for s in sources)]
         try:
             new = MaskedLora(self.model, sources)
         except (AdapterError, OSError, ValueError, KeyError) as exc:
@@ -586,7 +585,7 @@ class Scheduler(EngineQueue):
                 if r.mask_for is not masked:
                     masked.set_seq(r.seq, r.adapters)
                     r.mask_for = masked
-            ctx.set_adapters((masked.handle,) if any(r.adapters for r in reqs) else ())
+            ctx.set_adapters((masked.handle,))  # a mixed step: some request is on an adapter
         rc = ctx.decode(tokens, positions, seqs, outputs)
         with self._stats_lock:
             self.stats["decodes"] += 1

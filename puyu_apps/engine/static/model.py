@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from ..._env import env_on
 from ...core.adapters import base_fingerprint, check_new_adapter
 from ...core.config import GenerationConfig, LoadConfig
 from ...core.generate import eos_token_ids
@@ -188,7 +189,7 @@ class StaticLanguageModel(LanguageModel):
         self._sched: StaticScheduler | None = None
         self._sched_lock = threading.Lock()
         #: reuse the K/V rows of earlier requests that share a prompt prefix (``$PUYU_APPS_PREFIX_CACHE=0``: off)
-        self.prefix_cache = os.environ.get("PUYU_APPS_PREFIX_CACHE", "1").strip() not in ("0", "false", "no")
+        self.prefix_cache = env_on("PUYU_APPS_PREFIX_CACHE")
         self.adapters = StaticAdapters(self)  # type: ignore[assignment]
 
     # -- what the base class reads -----------------------------------------------------------------------------
