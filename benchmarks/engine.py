@@ -242,18 +242,22 @@ class FastEngine(Engine):
         return self.lm.generate(prompt, GenerationConfig(max_new_tokens=n), adapter=adapter).completion_tokens
 
     def run_concurrent(self, jobs: list[tuple[str, int, str | None]]) -> int:
-        counts = [0] * len(jobs)
+        return sum(in_threads(lambda i: self.run(*jobs[i]), len(jobs)))
 
-        def one(i: int) -> None:
-            p, n, a = jobs[i]
-            counts[i] = self.run(p, n, a)
 
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(jobs))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return sum(counts)
+def in_threads(fn: Callable[[int], Any], n: int) -> list[Any]:
+    """``[fn(0), ..., fn(n - 1)]``, each call in its own thread, all started before any is awaited."""
+    results: list[Any] = [None] * n
+
+    def one(i: int) -> None:
+        results[i] = fn(i)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
 
 
 def timed(fn: Callable[[], int]) -> tuple[float, int]:

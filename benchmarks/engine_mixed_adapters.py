@@ -25,13 +25,12 @@ import argparse
 import os
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import CONCURRENT, FastEngine, loadavg, make_adapters, rounds  # noqa: E402
+from engine import CONCURRENT, FastEngine, in_threads, loadavg, make_adapters, rounds  # noqa: E402
 
 from puyu_apps.core import GenerationConfig  # noqa: E402
 
@@ -107,18 +106,12 @@ def main() -> None:
     # batch changes the order of float sums in llama.cpp's kernels (4-row GEMM against 1-row GEMV), so long greedy
     # outputs part ways even for the base model; the lanes are the yardstick for the masked batch
     for name, eng in (("masked LoRA", masked), ("lanes side by side", lanes)):
-        alone = [eng.lm.generate(p, GenerationConfig(max_new_tokens=k), adapter=a).token_ids for p, k, a in mixed]
-        together: list = [None] * len(mixed)
-
-        def one(i: int, eng: FastEngine = eng, out: list = together) -> None:
+        def ids(i: int, eng: FastEngine = eng) -> list[int]:
             p, k, a = mixed[i]
-            out[i] = eng.lm.generate(p, GenerationConfig(max_new_tokens=k), adapter=a).token_ids
+            return eng.lm.generate(p, GenerationConfig(max_new_tokens=k), adapter=a).token_ids
 
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(mixed))]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
+        alone = [ids(i) for i in range(len(mixed))]
+        together = in_threads(ids, len(mixed))
         same = sum(x == y for x, y in zip(alone, together))
         prefix = [next((i for i, (u, v) in enumerate(zip(x, y)) if u != v), len(x)) / max(len(x), 1)
                   for x, y in zip(alone, together)]

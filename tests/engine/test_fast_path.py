@@ -100,6 +100,22 @@ def test_adapters_on_every_projection_rslora_and_rank_patterns_match_peft(tiny_f
         fast.close()
 
 
+def _concurrently(lm, jobs: list[tuple[str, str | None, int]]) -> list[list[int]]:
+    """Greedy token ids of ``(prompt, adapter, max_new_tokens)`` jobs, all submitted at once from threads."""
+    got: list = [None] * len(jobs)
+
+    def run(i: int) -> None:
+        p, ad, n = jobs[i]
+        got[i] = lm.generate(p, max_new_tokens=n, adapter=ad).token_ids
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    return got
+
+
 needs_mask = pytest.mark.skipif(not lora_mask_supported(), reason="a llama.cpp build without our masked-LoRA patch")
 
 
@@ -123,17 +139,7 @@ def test_mixed_adapters_concurrently_equal_one_at_a_time(tiny_folder, folder_ada
         assert fast.info().mixed_adapters.startswith("one batch" if mode == "masked" else "lanes")
         jobs = [(p, ad, n) for p, ad, n in zip(PROMPTS * 2, [None, "a", "b"] * 4, [5, 9, 14, 20, 7, 11, 3, 16, 8, 12])]
         expected = [fast.generate(p, max_new_tokens=n, adapter=ad).token_ids for p, ad, n in jobs]
-        got: list = [None] * len(jobs)
-
-        def run(i: int) -> None:
-            p, ad, n = jobs[i]
-            got[i] = fast.generate(p, max_new_tokens=n, adapter=ad).token_ids
-
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        got = _concurrently(fast, jobs)
         assert all(same_or_near_tie(ref, p, g, e, ad) for (p, ad, _), g, e in zip(jobs, got, expected))
         assert sum(g == e for g, e in zip(got, expected)) >= len(jobs) - 2
         stats = fast.scheduler.stats
@@ -152,20 +158,6 @@ def test_mixed_adapters_concurrently_equal_one_at_a_time(tiny_folder, folder_ada
         fast.close()
 
 
-def _concurrently(lm, jobs: list[tuple[str, str | None]], n: int = 16) -> list[list[int]]:
-    got: list = [None] * len(jobs)
-
-    def run(i: int) -> None:
-        got[i] = lm.generate(jobs[i][0], max_new_tokens=n, adapter=jobs[i][1]).token_ids
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(timeout=120)
-    return got
-
-
 @needs_mask
 def test_masked_lora_takes_in_an_adapter_loaded_later_and_drops_an_unloaded_one(tiny_folder, folder_adapters,
                                                                                  ref_lm):
@@ -181,7 +173,8 @@ def test_masked_lora_takes_in_an_adapter_loaded_later_and_drops_an_unloaded_one(
         assert sched.lanes[0].masked is None  # one group: its own adapter, nothing combined
 
         def check(jobs):
-            for (p, ad), got in zip(jobs, _concurrently(fast, jobs)):
+            jobs = [(p, ad, 16) for p, ad in jobs]
+            for (p, ad, _), got in zip(jobs, _concurrently(fast, jobs)):
                 assert same_or_near_tie(ref_lm, p, got, ref_lm.generate(p, max_new_tokens=16, adapter=ad).token_ids,
                                         ad)
 
