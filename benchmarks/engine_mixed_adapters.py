@@ -3,7 +3,9 @@ against the same 8 requests all with one adapter, and with none, in one process,
 run them:
 
 - masked LoRA (the default where the library has our patch, ``scripts/patches/lora_mask.py``): one combined
-  adapter of the three, a row mask per sequence, every request in one decode;
+  adapter of the three, a row mask per sequence, every request in one decode; with the patch's fused kernels (the
+  default) each token multiplies only its own adapter's rank rows, unfused every row of the combined adapter and
+  then the mask;
 - lanes side by side (the default without the patch): one llama.cpp context per adapter group, the lanes of a step
   decoded at the same time, one thread each;
 - lanes one after another: the same contexts, each decode on all threads;
@@ -43,13 +45,15 @@ def main() -> None:
     print(f"load average at start: {loadavg()}")
     adapters = make_adapters(Path(tempfile.mkdtemp(prefix="puyu-mixed-")), ["medical", "legal", "service"])
     engines = {}
-    for name, lanes, masked in (("masked", "4", "1"), ("lanes", "4", "0"), ("shared", "1", "0")):
+    for name, lanes, masked, fused in (("masked", "4", "1", "1"), ("unfused", "4", "1", "0"),
+                                       ("lanes", "4", "0", "0"), ("shared", "1", "0", "0")):
         os.environ["PUYU_APPS_LLAMA_LANES"] = lanes
         os.environ["PUYU_APPS_MASKED_LORA"] = masked
+        os.environ["PUYU_APPS_LORA_FUSED"] = fused
         engines[name] = FastEngine(args.threads, adapters)
-    os.environ.pop("PUYU_APPS_LLAMA_LANES")
-    os.environ.pop("PUYU_APPS_MASKED_LORA")
-    masked, lanes, shared = engines["masked"], engines["lanes"], engines["shared"]
+    for key in ("PUYU_APPS_LLAMA_LANES", "PUYU_APPS_MASKED_LORA", "PUYU_APPS_LORA_FUSED"):
+        os.environ.pop(key)
+    masked, unfused, lanes, shared = engines["masked"], engines["unfused"], engines["lanes"], engines["shared"]
     if not masked.lm.masked_lora:
         print("this llama.cpp build has no masked LoRA (scripts/patches/lora_mask.py): its rows repeat the lanes")
     mixed = [(p, k, [None, "medical", "legal", "service"][i % 4]) for i, (p, k) in enumerate(CONCURRENT)]
@@ -70,6 +74,7 @@ def main() -> None:
                   "one adapter, masked engine": lambda: masked.run_concurrent(single),
                   "one adapter, plain": lambda: lanes.run_concurrent(single),
                   "mixed, masked LoRA (one batch)": lambda: masked.run_concurrent(mixed),
+                  "mixed, masked LoRA, unfused": lambda: unfused.run_concurrent(mixed),
                   "mixed, lanes side by side": lambda: lanes.run_concurrent(mixed),
                   "mixed, lanes one after another": sequential_lanes,
                   "mixed, one shared context": lambda: shared.run_concurrent(mixed)}, args.repeats)
@@ -77,10 +82,11 @@ def main() -> None:
     one = max(agg["one adapter, masked engine"], agg["one adapter, plain"])
     total = sum(k for _, k in CONCURRENT)
     print(f"8 concurrent requests, {total} new tokens, Q4_1, {args.threads} threads, best of {args.repeats}; "
-          f"masked LoRA: {'yes' if masked.lm.masked_lora else 'no (stock build)'}:")
+          f"mixed adapters: {masked.lm.info().mixed_adapters}:")
     for k, v in agg.items():
         print(f"  {k:34s} {v:6.1f} tok/s  ({v / one:.2f}x the faster one-adapter row)")
     print(f"mixed adapters vs one adapter: masked {agg['mixed, masked LoRA (one batch)'] / one:.2f}x, "
+          f"unfused {agg['mixed, masked LoRA, unfused'] / one:.2f}x, "
           f"lanes side by side {agg['mixed, lanes side by side'] / one:.2f}x")
 
     # more groups than lanes

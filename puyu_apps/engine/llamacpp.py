@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .._env import env_on
 from ..errors import AdapterError, MissingDependencyError, ModelLoadError
 
 log = logging.getLogger("puyu_apps.engine.llama_cpp")
@@ -133,8 +134,9 @@ def _q4_1_patch_id() -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _mask_api() -> tuple[str, Any, Any] | None:
-    """(id, enable, set_seq) of our masked-LoRA patch in the installed libllama, or None for a build without it."""
+def _mask_api() -> tuple[str, Any, Any, Any] | None:
+    """(id, enable, set_seq, fused) of our masked-LoRA patch in the installed libllama (``fused`` None before
+    version 2 of the patch), or None for a build without it."""
     cdll = getattr(_lib(), "_lib", None)
     try:
         f_id, enable, set_seq = cdll.puyu_lora_mask_id, cdll.puyu_lora_mask_enable, cdll.puyu_lora_mask_set_seq
@@ -144,7 +146,10 @@ def _mask_api() -> tuple[str, Any, Any] | None:
     enable.argtypes, enable.restype = [ctypes.c_void_p, ctypes.c_int32], ctypes.c_int32
     set_seq.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.POINTER(ctypes.c_float)]
     set_seq.restype = ctypes.c_int32
-    return f_id().decode("ascii", "replace"), enable, set_seq
+    fused = getattr(cdll, "puyu_lora_mask_fused", None)
+    if fused is not None:
+        fused.argtypes, fused.restype = [ctypes.c_void_p, ctypes.c_int32], ctypes.c_int32
+    return f_id().decode("ascii", "replace"), enable, set_seq, fused
 
 
 def patch_id() -> str:
@@ -158,6 +163,13 @@ def lora_mask_supported() -> bool:
     """Whether the installed llama.cpp carries our masked-LoRA patch: one combined adapter whose rank rows are
     switched on per sequence, so requests on different adapters decode in one batch."""
     return _mask_api() is not None
+
+
+def lora_fused_supported() -> bool:
+    """Whether the masked LoRA of the installed llama.cpp has the fused kernels (version 2 of the patch): each
+    token multiplies only the rank rows of its own adapters, not those of every combined adapter."""
+    api = _mask_api()
+    return api is not None and api[3] is not None
 
 
 def q4_1_kernels() -> str:
@@ -184,6 +196,8 @@ class LoraHandle:
         self.path = path
         #: rank rows of a combined adapter in masked mode (:meth:`LlamaModel.enable_mask`); 0 for a plain one
         self.mask_rank = 0
+        #: whether a masked adapter runs the fused kernels (only the rows each token uses; patch version 2)
+        self.mask_fused = False
 
 
 class LlamaModel:
@@ -220,9 +234,13 @@ class LlamaModel:
         """The adapters loaded into this model (plain and combined)."""
         return list(self._loras)
 
-    def enable_mask(self, handle: LoraHandle, rank: int) -> None:
+    def enable_mask(self, handle: LoraHandle, rank: int, fused: bool | None = None) -> None:
         """Put a combined adapter (every weight of rank ``rank``) in masked mode, before any context uses it:
-        its rows then apply to a token as its sequence's row mask says (:meth:`set_seq_mask`)."""
+        its rows then apply to a token as its sequence's row mask says (:meth:`set_seq_mask`).
+
+        ``fused`` (default: on where the build has it, unless ``$PUYU_APPS_LORA_FUSED`` is ``0``): each token
+        multiplies only the rank rows its mask switches on, in two custom ops per adapted weight, rather than every
+        row of every combined adapter followed by the mask product; ``handle.mask_fused`` says which ran."""
         api = _mask_api()
         if api is None:
             raise AdapterError("this llama.cpp build has no masked LoRA (scripts/patches/lora_mask.py); "
@@ -232,6 +250,9 @@ class LlamaModel:
             raise AdapterError(f"llama.cpp refused masked mode for {handle.path} (code {rc}: "
                                f"{'a weight of another rank' if rc == -2 else 'bad arguments'})")
         handle.mask_rank = rank
+        if fused is None:
+            fused = env_on("PUYU_APPS_LORA_FUSED")
+        handle.mask_fused = bool(fused and api[3] is not None and api[3](handle.ptr, 1) == 0)
 
     def set_seq_mask(self, handle: LoraHandle, seq: int, row: np.ndarray | None) -> None:
         """The row mask of sequence ``seq`` for a masked adapter (``mask_rank`` float32 values); ``None``: all 0."""

@@ -27,7 +27,7 @@ from .llamacpp import LlamaModel, LoraHandle
 class MaskedLora:
     """A combined adapter over ``sources`` loaded in masked mode, and the row mask of each adapter group."""
 
-    def __init__(self, model: LlamaModel, sources: Sequence[LoraHandle]):
+    def __init__(self, model: LlamaModel, sources: Sequence[LoraHandle], fused: bool | None = None):
         self.model = model
         self.sources = list(sources)
         # llama.cpp copies the tensors into its own buffers: the file is not needed after the load (a combination
@@ -38,7 +38,7 @@ class MaskedLora:
             self.handle = model.load_lora(path)
         self.rank = offsets[-1]
         try:
-            model.enable_mask(self.handle, self.rank)
+            model.enable_mask(self.handle, self.rank, fused)
         except BaseException:
             model.free_lora(self.handle)
             raise

@@ -25,7 +25,7 @@ from ..core.types import EngineInfo
 from ..errors import AdapterError, InvalidInputError, PromptTooLongError
 from . import lora_gguf
 from .gguf_model import GgufBase, embedding_rows, fingerprint, read_base
-from .llamacpp import LlamaModel, LoraHandle, lora_mask_supported, q4_1_kernels, version
+from .llamacpp import LlamaModel, LoraHandle, lora_fused_supported, lora_mask_supported, q4_1_kernels, version
 from .scheduler import Request, Scheduler
 from .twin import TransformersTwin
 
@@ -146,6 +146,9 @@ class LlamaCppLanguageModel(LanguageModel):
         #: requests on different adapters decode in one batch through a combined adapter (our masked-LoRA patch of
         #: llama.cpp; ``$PUYU_APPS_MASKED_LORA=0``: one lane per adapter group instead)
         self.masked_lora = lora_mask_supported() and env_on("PUYU_APPS_MASKED_LORA")
+        #: the combined adapter runs our fused kernels: each token multiplies only its own adapter's rank rows
+        #: (``$PUYU_APPS_LORA_FUSED=0``: every combined row, then the mask product)
+        self.fused_lora = self.masked_lora and lora_fused_supported() and env_on("PUYU_APPS_LORA_FUSED")
         self.n_ctx = min(n_ctx or load_config.max_context or DEFAULT_CTX, window)
         self.max_context = self.n_ctx
         self._eos = eos
@@ -195,7 +198,7 @@ class LlamaCppLanguageModel(LanguageModel):
             if self._sched is None:
                 self._sched = Scheduler(self.llama, n_ctx=self.n_ctx, n_seq=self.n_seq, n_threads=self.threads,
                                         prefix_cache=self.prefix_cache, max_lanes=self.max_lanes,
-                                        masked_lora=self.masked_lora)
+                                        masked_lora=self.masked_lora, fused_lora=self.fused_lora)
                 self._sched.eos = frozenset(self._eos)
             self._sched.prefix_cache = self.prefix_cache  # read by the engine thread at each admission
             return self._sched
@@ -261,7 +264,8 @@ class LlamaCppLanguageModel(LanguageModel):
             versions={"llama_cpp_python": version(), "torch": torch.__version__,
                       "transformers": transformers.__version__},
             backend_note=getattr(self, "_backend_note", ""),
-            mixed_adapters=("one batch (masked LoRA)" if self.masked_lora
+            mixed_adapters=(f"one batch (masked LoRA{', fused kernels' if self.fused_lora else ''})"
+                            if self.masked_lora
                             else "lanes (one llama.cpp context per adapter)"),
         )
 

@@ -205,11 +205,14 @@ class Scheduler(EngineQueue):
 
     def __init__(self, model: LlamaModel, *, n_ctx: int, n_seq: int = 8, n_batch: int = 256, n_threads: int = 2,
                  max_queue: int = 256, flash_attn: int = -1, prefix_cache: bool = True, max_lanes: int = 4,
-                 masked_lora: bool | None = None):
+                 masked_lora: bool | None = None, fused_lora: bool | None = None):
         self.model = model
         #: requests on different adapters decode together through one combined adapter (None: when the library
         #: has our masked-LoRA patch); False: one lane per adapter group
         self.masked_lora = lora_mask_supported() if masked_lora is None else masked_lora
+        #: the combined adapters run the fused kernels of the patch (None: where the library has them, unless
+        #: ``$PUYU_APPS_LORA_FUSED`` is 0)
+        self.fused_lora = fused_lora
         self._ctx_args = dict(n_ctx=n_ctx, n_seq=n_seq, n_batch=n_batch, n_threads=n_threads, flash_attn=flash_attn,
                               kv_unified=True)
         self.lanes = [_Lane(Context(model, **self._ctx_args), n_seq)]
@@ -534,7 +537,7 @@ class Scheduler(EngineQueue):
         needed = {id(h): h for reqs in groups.values() for h in reqs[0].adapters}
         sources += [h for h in needed.values() if all(s is not h for s in sources)]
         try:
-            new = MaskedLora(self.model, sources)
+            new = MaskedLora(self.model, sources, fused=self.fused_lora)
         except (AdapterError, OSError, ValueError, KeyError) as exc:
             log.warning("requests on different adapters decode in separate llama.cpp contexts from now on: the "
                         "combined adapter could not be built (%s: %s)", type(exc).__name__, exc)

@@ -8,7 +8,7 @@ import pytest
 
 from puyu_apps import AdapterError, AdapterMismatchError
 from puyu_apps.core import GenerationConfig, LanguageModel
-from puyu_apps.engine.llamacpp import lora_mask_supported
+from puyu_apps.engine.llamacpp import lora_fused_supported, lora_mask_supported
 
 from .conftest import PROMPTS, make_folder_adapter, needs_llama, same_or_near_tie
 
@@ -121,7 +121,7 @@ needs_mask = pytest.mark.skipif(not lora_mask_supported(), reason="a llama.cpp b
 
 @pytest.mark.parametrize("mode,lanes,n_threads", [
     pytest.param("masked", 4, 2, marks=needs_mask), pytest.param("masked", 1, 1, marks=needs_mask),
-    ("lanes", 4, 2), ("lanes", 4, 1), ("lanes", 1, 1)])
+    pytest.param("unfused", 4, 2, marks=needs_mask), ("lanes", 4, 2), ("lanes", 4, 1), ("lanes", 1, 1)])
 def test_mixed_adapters_concurrently_equal_one_at_a_time(tiny_folder, folder_adapters, mode, lanes, n_threads,
                                                         monkeypatch):
     """Ten requests over three adapter groups (base, a, b), same outputs whichever way they decode. Masked LoRA:
@@ -130,13 +130,15 @@ def test_mixed_adapters_concurrently_equal_one_at_a_time(tiny_folder, folder_ada
     context and none switches adapters after its first decode (with 2 threads, two lanes decode at the same time,
     one thread each); with 1 lane they share the context and switch between groups."""
     monkeypatch.setenv("PUYU_APPS_LLAMA_LANES", str(lanes))
-    monkeypatch.setenv("PUYU_APPS_MASKED_LORA", "1" if mode == "masked" else "0")
+    monkeypatch.setenv("PUYU_APPS_MASKED_LORA", "0" if mode == "lanes" else "1")
+    monkeypatch.setenv("PUYU_APPS_LORA_FUSED", "0" if mode == "unfused" else "1")
     fast = LanguageModel.load(str(tiny_folder), backend="llama.cpp", threads=n_threads,
                               adapters={"a": folder_adapters["a"], "b": folder_adapters["b"]})
     ref = LanguageModel.load(str(tiny_folder), backend="transformers",
                              adapters={"a": folder_adapters["a"], "b": folder_adapters["b"]})
     try:
-        assert fast.info().mixed_adapters.startswith("one batch" if mode == "masked" else "lanes")
+        assert fast.info().mixed_adapters.startswith("lanes" if mode == "lanes" else "one batch")
+        assert ("fused kernels" in fast.info().mixed_adapters) == (mode == "masked" and lora_fused_supported())
         jobs = [(p, ad, n) for p, ad, n in zip(PROMPTS * 2, [None, "a", "b"] * 4, [5, 9, 14, 20, 7, 11, 3, 16, 8, 12])]
         expected = [fast.generate(p, max_new_tokens=n, adapter=ad).token_ids for p, ad, n in jobs]
         got = _concurrently(fast, jobs)
@@ -144,8 +146,10 @@ def test_mixed_adapters_concurrently_equal_one_at_a_time(tiny_folder, folder_ada
         assert sum(g == e for g, e in zip(got, expected)) >= len(jobs) - 2
         stats = fast.scheduler.stats
         assert stats["steps"] > 0
-        if mode == "masked":
+        if mode != "lanes":
             assert stats["masked_decodes"] > 0
+            assert all(lane.masked is None or lane.masked.handle.mask_fused == (mode == "masked")
+                       for lane in fast.scheduler.lanes)
             assert stats["combined_builds"] == stats["lanes"] <= min(lanes, 2)
             assert stats["decodes"] <= stats["steps"] * stats["lanes"]  # never a decode per group
         elif lanes == 4:
@@ -191,6 +195,67 @@ def test_masked_lora_takes_in_an_adapter_loaded_later_and_drops_an_unloaded_one(
         assert sched.lanes[0].masked is None and second.handle not in fast.llama.loras
         check([(PROMPTS[i], [None, "a"][i % 2]) for i in range(4)])
         assert sched.lanes[0].masked.rank == 8
+    finally:
+        fast.close()
+
+
+@pytest.mark.skipif(not lora_fused_supported(), reason="a llama.cpp build without the fused masked-LoRA kernels")
+def test_fused_masked_lora_gives_the_logits_of_the_unfused_one_on_every_mix_of_rows(tiny_folder, folder_adapters,
+                                                                                    tmp_path):
+    """The fused kernels (each token multiplies only its own rank rows) against the unfused masked adapter (every
+    row, then the mask) on an F32 model, where only the order of float sums differs: sequences on the base model,
+    on a (rank 8), on b (rank 4) and on both, a prefill of several tokens each and then single-token steps, on 2
+    threads (the rows and outputs split between them)."""
+    import numpy as np
+
+    from puyu_apps.engine import lora_gguf
+    from puyu_apps.engine.llamacpp import Context
+
+    fast = LanguageModel.load(str(tiny_folder), backend="llama.cpp", threads=2,
+                              adapters={"a": folder_adapters["a"], "b": folder_adapters["b"]})
+    try:
+        model = fast.llama
+        plain = [fast.adapters.handles[n] for n in ("a", "b")]
+        offsets = lora_gguf.combine([h.path for h in plain], tmp_path / "combined.gguf")
+        assert offsets == [0, 8, 12]
+        fused, unfused = model.load_lora(tmp_path / "combined.gguf"), model.load_lora(tmp_path / "combined.gguf")
+        model.enable_mask(fused, offsets[-1], fused=True)
+        model.enable_mask(unfused, offsets[-1], fused=False)
+        assert fused.mask_fused and not unfused.mask_fused
+        rows = [None, np.zeros(12, np.float32), np.zeros(12, np.float32), np.ones(12, np.float32)]
+        rows[1][:8] = 1.0
+        rows[2][8:] = 1.0
+        prompts = [fast._encode(p)[:6] for p in PROMPTS[:4]]
+        ctx = Context(model, n_ctx=256, n_seq=4, n_batch=64, n_threads=2)
+
+        def run(handles, masked: bool) -> np.ndarray:
+            out = []
+            for s in range(4):
+                ctx.clear(s)
+                if masked:
+                    model.set_seq_mask(handles[0], s, rows[s])
+            ctx.set_adapters(handles)
+            toks = [t for p in prompts for t in p]
+            pos = [i for p in prompts for i in range(len(p))]
+            seqs = [s for s, p in enumerate(prompts) for _ in p]
+            assert ctx.decode(toks, pos, seqs, [True] * len(toks)) == 0
+            out.append(np.stack([ctx.logits(i).copy() for i in range(len(toks))]))
+            for k in range(3):
+                assert ctx.decode([7 + k] * 4, [len(p) + k for p in prompts], [0, 1, 2, 3], [True] * 4) == 0
+                out.append(np.stack([ctx.logits(i).copy() for i in range(4)]))
+            return np.concatenate(out)
+
+        got, want, base = run((fused,), True), run((unfused,), True), run((), False)
+        seq_of = np.array([s for s, p in enumerate(prompts) for _ in p] + [0, 1, 2, 3] * 3)
+        assert len(seq_of) == len(got)
+        # the KV cache is F16: a value that lands on the other side of a rounding step moves a logit by ~1e-3
+        np.testing.assert_allclose(got, want, rtol=0, atol=5e-3)
+        np.testing.assert_array_equal(got[seq_of == 0], base[seq_of == 0])  # no row: the base model, exactly
+        for s in (1, 2, 3):  # the adapters move these logits by far more (a kernel that added nothing would fail)
+            assert np.abs(want[seq_of == s] - base[seq_of == s]).max() > 1.0
+        ctx.close()
+        model.free_lora(fused)
+        model.free_lora(unfused)
     finally:
         fast.close()
 
