@@ -29,7 +29,10 @@ def test_the_embedded_model_loads_on_llama_cpp_by_default(fast_default, monkeypa
         assert kernels == "repacked"  # the engine turns our kernels on unless the environment says 0
     # requests on different adapters share decodes through our masked-LoRA patch where the library has it
     masked = llamacpp.lora_mask_supported() and os.environ.get("PUYU_APPS_MASKED_LORA", "1") != "0"
-    assert info.mixed_adapters.startswith("one batch (masked LoRA)" if masked else "lanes")
+    assert info.mixed_adapters.startswith("one batch (masked LoRA" if masked else "lanes")
+    # with version 2 of the patch each token multiplies only its own adapter's rows (unless turned off)
+    fused = masked and llamacpp.lora_fused_supported() and os.environ.get("PUYU_APPS_LORA_FUSED", "1") != "0"
+    assert ("fused kernels" in info.mixed_adapters) == fused
     assert info.weight_format == f"GGUF Q4_1 (token embedding Q8_0) (run by llama.cpp, {kernels} Q4_1 kernels)"
     res = fast_default.generate("Name the capital of France.", max_new_tokens=32)
     assert res.backend == "llama.cpp" and "Paris" in res.text and res.finish_reason == "eos"
