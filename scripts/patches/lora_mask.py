@@ -136,40 +136,55 @@ extern "C" LLAMA_API int32_t puyu_lora_mask_set_seq(struct llama_adapter_lora * 
 }
 """ % {"id": LORA_MASK_ID}
 
-GRAPH_H_INPUT = """// puyu_apps patch: masked LoRA. The row masks of a masked adapter for the tokens of a ubatch (or for its output
-// tokens only, for weights applied after the last layer keeps only the outputs).
-class llm_graph_input_puyu_lora_mask : public llm_graph_input_i {
+GRAPH_H_INPUT = """// puyu_apps patch: masked LoRA.
+// A graph input with a row for each token of a ubatch (or for its output tokens only, for weights applied after
+// the last layer keeps only the outputs).
+class llm_graph_input_puyu_rows : public llm_graph_input_i {
 public:
-    llm_graph_input_puyu_lora_mask(const llama_adapter_lora * adapter, bool only_outputs)
-        : adapter(adapter), only_outputs(only_outputs) {}
-    virtual ~llm_graph_input_puyu_lora_mask() = default;
-
-    void set_input(const llama_ubatch * ubatch) override;
+    llm_graph_input_puyu_rows(int64_t n_rows, bool only_outputs) : n_rows(n_rows), only_outputs(only_outputs) {}
+    virtual ~llm_graph_input_puyu_rows() = default;
 
     bool can_reuse(const llm_graph_params & params) override;
+
+    // f(row, sequence id) for each row, in order
+    template <typename F> void each_row(const llama_ubatch * ubatch, F && f) const {
+        int64_t row = 0;
+        for (uint32_t i = 0; i < ubatch->n_tokens && row < n_rows; ++i) {
+            if (only_outputs && ubatch->output && !ubatch->output[i]) {
+                continue;
+            }
+            f(row++, ubatch->seq_id[i][0]);
+        }
+        GGML_ASSERT(row == n_rows && "puyu masked LoRA: rows do not match the ubatch");
+    }
+
+    const int64_t n_rows;
+    const bool only_outputs;
+};
+
+// The row masks of a masked adapter.
+class llm_graph_input_puyu_lora_mask : public llm_graph_input_puyu_rows {
+public:
+    llm_graph_input_puyu_lora_mask(const llama_adapter_lora * adapter, int64_t n_rows, bool only_outputs)
+        : llm_graph_input_puyu_rows(n_rows, only_outputs), adapter(adapter) {}
+
+    void set_input(const llama_ubatch * ubatch) override;
 
     ggml_tensor * mask = nullptr; // F32 [puyu_mask_rank, n_rows]
 
     const llama_adapter_lora * adapter;
-    const bool only_outputs;
 };
 
 """
 
-GRAPH_H_INPUT_SEQS = """// puyu_apps patch: fused masked LoRA.
-// The sequence of each token of a ubatch (or of its output tokens only).
-class llm_graph_input_puyu_lora_seqs : public llm_graph_input_i {
+GRAPH_H_INPUT_SEQS = """// puyu_apps patch: fused masked LoRA. The sequence of each row.
+class llm_graph_input_puyu_lora_seqs : public llm_graph_input_puyu_rows {
 public:
-    explicit llm_graph_input_puyu_lora_seqs(bool only_outputs) : only_outputs(only_outputs) {}
-    virtual ~llm_graph_input_puyu_lora_seqs() = default;
+    using llm_graph_input_puyu_rows::llm_graph_input_puyu_rows;
 
     void set_input(const llama_ubatch * ubatch) override;
 
-    bool can_reuse(const llm_graph_params & params) override;
-
     ggml_tensor * seqs = nullptr; // I32 [n_rows]
-
-    const bool only_outputs;
 };
 
 """
@@ -329,64 +344,35 @@ GRAPH_CPP_MM = """        if (lora.first->puyu_mask_rank > 0) { // puyu_apps pat
 GRAPH_CPP_END = """
 
 // puyu_apps patch: masked LoRA
+bool llm_graph_input_puyu_rows::can_reuse(const llm_graph_params & params) {
+    return n_rows == (only_outputs ? (int64_t) params.n_outputs : (int64_t) params.ubatch.n_tokens);
+}
+
 void llm_graph_input_puyu_lora_mask::set_input(const llama_ubatch * ubatch) {
     GGML_ASSERT(mask && ggml_backend_buffer_is_host(mask->buffer));
     const int64_t n_rank = mask->ne[0];
-    const int64_t n_rows = mask->ne[1];
     float * data = (float *) mask->data;
-    int64_t row = 0;
-    for (uint32_t i = 0; i < ubatch->n_tokens && row < n_rows; ++i) {
-        if (only_outputs && ubatch->output && !ubatch->output[i]) {
-            continue;
-        }
-        const float * m = adapter->puyu_seq_row(ubatch->seq_id[i][0]);
+    each_row(ubatch, [&](int64_t row, llama_seq_id s) {
+        const float * m = adapter->puyu_seq_row(s);
         if (m) {
             memcpy(data + row*n_rank, m, n_rank*sizeof(float));
         } else {
             memset(data + row*n_rank, 0, n_rank*sizeof(float));
         }
-        ++row;
-    }
-    GGML_ASSERT(row == n_rows && "puyu masked LoRA: rows do not match the ubatch");
+    });
 }
 
 void llm_graph_input_puyu_lora_seqs::set_input(const llama_ubatch * ubatch) {
     GGML_ASSERT(seqs && ggml_backend_buffer_is_host(seqs->buffer));
-    const int64_t n_rows = seqs->ne[0];
     int32_t * data = (int32_t *) seqs->data;
-    int64_t row = 0;
-    for (uint32_t i = 0; i < ubatch->n_tokens && row < n_rows; ++i) {
-        if (only_outputs && ubatch->output && !ubatch->output[i]) {
-            continue;
-        }
-        data[row++] = ubatch->seq_id[i][0];
-    }
-    GGML_ASSERT(row == n_rows && "puyu masked LoRA: rows do not match the ubatch");
+    each_row(ubatch, [&](int64_t row, llama_seq_id s) { data[row] = s; });
 }
 
-bool llm_graph_input_puyu_lora_seqs::can_reuse(const llm_graph_params & params) {
-    return seqs->ne[0] == (only_outputs ? (int64_t) params.n_outputs : (int64_t) params.ubatch.n_tokens);
-}
-
-ggml_tensor * llm_graph_context::build_inp_puyu_lora_seqs(int64_t n_rows) const {
-    auto it = puyu_lora_seqs.find(n_rows);
-    if (it != puyu_lora_seqs.end()) {
-        return it->second;
-    }
+// rows: every token of the ubatch, or (after the last layer dropped the others) its output tokens
+static bool puyu_only_outputs(int64_t n_rows, int64_t n_tokens, int64_t n_outputs) {
     const bool only_outputs = n_rows != n_tokens;
     GGML_ASSERT((!only_outputs || n_rows == n_outputs) && "puyu masked LoRA: activations of an unexpected length");
-    auto inp = std::make_unique<llm_graph_input_puyu_lora_seqs>(only_outputs);
-    ggml_tensor * cur = ggml_new_tensor_1d(ctx0, GGML_TYPE_I32, n_rows);
-    ggml_set_input(cur);
-    ggml_set_name(cur, "puyu_lora_seqs");
-    inp->seqs = cur;
-    res->add_input(std::move(inp));
-    puyu_lora_seqs[n_rows] = cur;
-    return cur;
-}
-
-bool llm_graph_input_puyu_lora_mask::can_reuse(const llm_graph_params & params) {
-    return mask->ne[1] == (only_outputs ? (int64_t) params.n_outputs : (int64_t) params.ubatch.n_tokens);
+    return only_outputs;
 }
 
 ggml_tensor * llm_graph_context::build_inp_puyu_lora_mask(const llama_adapter_lora * adapter, int64_t n_rows) const {
@@ -395,16 +381,29 @@ ggml_tensor * llm_graph_context::build_inp_puyu_lora_mask(const llama_adapter_lo
     if (it != puyu_lora_masks.end()) {
         return it->second;
     }
-    // rows: every token of the ubatch, or (after the last layer dropped the others) its output tokens
-    const bool only_outputs = n_rows != n_tokens;
-    GGML_ASSERT((!only_outputs || n_rows == n_outputs) && "puyu masked LoRA: activations of an unexpected length");
-    auto inp = std::make_unique<llm_graph_input_puyu_lora_mask>(adapter, only_outputs);
+    auto inp = std::make_unique<llm_graph_input_puyu_lora_mask>(
+        adapter, n_rows, puyu_only_outputs(n_rows, n_tokens, n_outputs));
     ggml_tensor * cur = ggml_new_tensor_2d(ctx0, GGML_TYPE_F32, adapter->puyu_mask_rank, n_rows);
     ggml_set_input(cur);
     ggml_set_name(cur, "puyu_lora_mask");
     inp->mask = cur;
     res->add_input(std::move(inp));
     puyu_lora_masks[key] = cur;
+    return cur;
+}
+
+ggml_tensor * llm_graph_context::build_inp_puyu_lora_seqs(int64_t n_rows) const {
+    auto it = puyu_lora_seqs.find(n_rows);
+    if (it != puyu_lora_seqs.end()) {
+        return it->second;
+    }
+    auto inp = std::make_unique<llm_graph_input_puyu_lora_seqs>(n_rows, puyu_only_outputs(n_rows, n_tokens, n_outputs));
+    ggml_tensor * cur = ggml_new_tensor_1d(ctx0, GGML_TYPE_I32, n_rows);
+    ggml_set_input(cur);
+    ggml_set_name(cur, "puyu_lora_seqs");
+    inp->seqs = cur;
+    res->add_input(std::move(inp));
+    puyu_lora_seqs[n_rows] = cur;
     return cur;
 }
 """
