@@ -4,8 +4,9 @@ model and prompts.
 Rows: transformers ``generate`` (one request after another, and the 8 requests in one left-padded batch) and the
 static engine, at batch 1 and with 8 concurrent requests of mixed prompt and output lengths; fp32 and bf16 weights;
 int8 weight-only (fp32 and bf16 activations); 8 concurrent requests over base + 3 adapters against 8 on one adapter.
-On CUDA also 32 concurrent requests, and the achieved memory bandwidth of the decode steps (bytes of weights and
-K/V read per step / step time) as a fraction of the GPU's peak.
+On CUDA also 32 concurrent requests (against transformers' padded batch of the same 32), the achieved memory
+bandwidth of the decode steps (bytes of weights and K/V read per step / step time) as a fraction of the GPU's peak,
+and the engine on the torch ops instead of its Triton kernels (both compiled into CUDA graphs).
 
     .venv/bin/python benchmarks/engine_static.py [--new-tokens 64] [--rounds 3] [--markdown out.md]
 
@@ -160,11 +161,11 @@ class Static:
     """The torch static engine."""
 
     def __init__(self, model: str, device: str, dtype: str, weights: str = "auto", slots: int = 8,
-                 adapters: dict[str, Path] | None = None, max_context: int = 1024):
+                 adapters: dict[str, Path] | None = None, max_context: int = 1024, kernels: str = "auto"):
         from puyu_apps.engine.static.model import open_static
 
         cfg = LoadConfig(device=device, dtype=dtype, backend="torch-static", max_context=max_context)
-        self.lm = open_static(model, cfg, "benchmark", weights=weights, slots=slots)
+        self.lm = open_static(model, cfg, "benchmark", weights=weights, slots=slots, kernels=kernels)
         for name, path in (adapters or {}).items():
             self.lm.load_adapter(name, path)
         self.lm._eos = set()  # generate exactly the requested number of tokens
@@ -250,6 +251,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--model", default=None, help="registered name or folder (default: see the module docstring)")
     ap.add_argument("--markdown", help="also write the table to this file")
+    ap.add_argument("--quick", action="store_true", help="no int8 and no adapter rows (each engine on CUDA is "
+                                                         "compiled anew: about a minute)")
     args = ap.parse_args()
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
@@ -293,15 +296,27 @@ def main() -> None:
         base_tps[f"hf8p-{short}"] = add("8 requests", "transformers, padded batch", short,
                                         best(lambda: hf.padded(eight), args.rounds), f"hf8-{short}",
                                         "vs one after another")
+        if cuda:
+            base_tps[f"hf32p-{short}"] = add("32 requests", "transformers, padded batch", short,
+                                             best(lambda: hf.padded(eight * 4), args.rounds), f"hf8-{short}",
+                                             "vs 8 one after another")
         del hf
-        variants = [("auto", short)] + ([("int8", f"int8 ({short} activations)")])
-        for weights, label in variants:
-            st = one_team(lambda: Static(model, device, dtype, weights=weights, slots=32 if cuda else 8))
+        # on CUDA the Triton kernels (auto) and the torch ops they replace, both compiled into CUDA graphs
+        variants = [("auto", short, "auto")] + ([("auto", f"{short}, torch ops", "torch")] if cuda else [])
+        variants += [] if args.quick else [("int8", f"int8 ({short} activations)", "auto")]
+        for weights, label, kernels in variants:
+            st = one_team(lambda: Static(model, device, dtype, weights=weights, slots=32 if cuda else 8,
+                                         kernels=kernels))
             # warm-up (and, on CUDA, compilation and graph capture) of the batch buckets used
             one_team(lambda: st.one(PROMPT, 4) + st.concurrent(eight[:2]))
-            add("batch 1", f"torch-static ({st.lm.decode_path})", label, best(lambda: st.sequential(one),
-                                                                               args.rounds), f"hf1-{short}",
-                f"vs transformers {short}")
+            b1 = add("batch 1", f"torch-static ({st.lm.decode_path})", label, best(lambda: st.sequential(one),
+                                                                                    args.rounds), f"hf1-{short}",
+                     f"vs transformers {short}")
+            if kernels == "auto" and weights == "auto":
+                base_tps["static1"] = b1
+            elif weights == "auto" and "static1" in base_tps:
+                r = rows[-1]
+                rows[-1] = (*r[:5], f"{r[5]}; Triton kernels {base_tps['static1'] / b1:.2f}x these")
             add("8 concurrent", "torch-static", label, best(lambda: st.concurrent(eight), args.rounds),
                 f"hf8-{short}", f"vs transformers {short} one after another")
             if f"hf8p-{short}" in base_tps:
@@ -312,6 +327,9 @@ def main() -> None:
                 thirty_two = [(p, k, None) for p, k, _ in eight * 4]
                 add("32 concurrent", "torch-static", label, best(lambda: st.concurrent(thirty_two), args.rounds),
                     f"hf8-{short}", f"vs transformers {short} 8 one after another")
+                r = rows[-1]
+                rows[-1] = (*r[:5], f"{r[5]}; {(r[4] / r[3]) / base_tps[f'hf32p-{short}']:.2f}x vs transformers "
+                                    f"padded batch of 32")
                 bw1, step1 = bandwidth(st, one, args.rounds)
                 bw32, step32 = bandwidth(st, thirty_two, args.rounds)
                 peak = next((v for k, v in PEAK_BW.items() if k in torch.cuda.get_device_name()), None)
@@ -320,8 +338,14 @@ def main() -> None:
                     out(f"memory bandwidth, {label}, {tag}: {bw / 1e9:.0f} GB/s ({step * 1e3:.2f} ms per step){frac}")
             st.close()
             del st
-    # adapters: base + 3 adapters mixed in one batch against 8 requests on one adapter (the first dtype)
-    dtype = dtypes[0]
+    if not args.quick:
+        adapter_rows(args, model, device, dtypes[0], eight, tmp, add, base_tps)
+    table(out, rows, args.markdown, lines)
+
+
+def adapter_rows(args: argparse.Namespace, model: str, device: str, dtype: str, eight: list[Job], tmp: Path,
+                 add: Callable[..., float], base_tps: dict[str, float]) -> None:
+    """Base + 3 adapters mixed in one batch against 8 requests on one adapter."""
     short = {"float32": "fp32", "bfloat16": "bf16"}[dtype]
     adapters = one_team(lambda: make_adapters(model, tmp / "adapters"))
     st = one_team(lambda: Static(model, device, dtype, adapters=adapters))
@@ -336,13 +360,16 @@ def main() -> None:
         "one-adapter", "vs one adapter")
     st.close()
 
+
+def table(out: Callable[[str], None], rows: list[tuple[str, str, str, float, int, str]], markdown: str | None,
+          lines: list[str]) -> None:
     out()
     out("| case | engine | weights | tokens | seconds | tok/s | ratio |")
     out("|---|---|---|---:|---:|---:|---|")
     for case, engine, weights, dt, k, ratio in rows:
         out(f"| {case} | {engine} | {weights} | {k} | {dt:.2f} | {k / dt:.1f} | {ratio} |")
-    if args.markdown:
-        Path(args.markdown).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if markdown:
+        Path(markdown).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

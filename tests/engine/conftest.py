@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,20 @@ import pytest
 from puyu_apps.engine import available
 
 needs_llama = pytest.mark.skipif(not available(), reason="llama-cpp-python is not installed (the 'fast' extra)")
+needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None,
+                                  reason="Triton is not installed (the 'gpu' extra; the 'dev' extra pins it)")
+
+
+def _interpret_triton_without_cuda() -> None:
+    """No GPU: the Triton kernels run in Triton's interpreter, which reads TRITON_INTERPRET when a kernel is
+    defined (our kernels module is imported only by the tests that use it, after this)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+_interpret_triton_without_cuda()
 
 PROMPTS = ["Describe the nodule", "The quick brown fox", "你好，请介绍一下你自己", "Once upon a time", "def f(x):"]
 

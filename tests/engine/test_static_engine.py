@@ -100,7 +100,7 @@ def test_concurrent_mixed_requests_equal_transformers(static_lm, ref):
 def test_info_streaming_stop_strings_and_max_tokens(static_lm, ref, tiny_folder):
     info = static_lm.info()
     assert info.backend == "torch-static" and info.device == "cpu" and info.dtype == "float32"
-    assert info.backend_note == "asked for; decode step: eager" and str(tiny_folder) in info.source
+    assert info.backend_note == "asked for; decode step: eager, torch ops" and str(tiny_folder) in info.source
     prompt = "The quick brown fox"
     full = static_lm.generate(prompt, max_new_tokens=24)
     assert full.backend == "torch-static" and full.weight_format == "float32" and full.itl_p50_s is not None
@@ -393,14 +393,18 @@ def test_backend_choice(monkeypatch, tiny_folder):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_bf16_compiled_decode_follows_transformers(tiny_folder):  # pragma: no cover - no GPU here
-    """auto on CUDA: the static engine, bf16, compiled with CUDA graphs; bf16 rounding differs from transformers'
-    (fused projections, another attention kernel), so most (not all) greedy outputs must be equal."""
+@pytest.mark.parametrize("kernels", ["auto", "torch"])
+def test_cuda_bf16_compiled_decode_follows_transformers(tiny_folder, kernels, monkeypatch):  # pragma: no cover
+    """auto on CUDA: the static engine, bf16, compiled with CUDA graphs, on the Triton kernels (auto) or the
+    torch ops; bf16 rounding differs from transformers' (fused projections, other attention and norm kernels),
+    so most (not all) greedy outputs must be equal."""
+    monkeypatch.setenv("PUYU_APPS_STATIC_KERNELS", kernels)
     lm = LanguageModel.load(str(tiny_folder), device="cuda")
     try:
         info = lm.info()
         assert info.backend == "torch-static" and info.dtype == "bfloat16"
-        assert info.backend_note.endswith("torch.compile (mode=reduce-overhead, CUDA graphs)")
+        ops = "Triton kernels" if kernels == "auto" else "torch ops"
+        assert "torch.compile (mode=reduce-overhead, CUDA graphs), " + ops in info.backend_note
         ref_lm = LanguageModel.load(str(tiny_folder), backend="transformers", device="cuda", dtype="bfloat16")
         want = [ref_lm.generate(p, max_new_tokens=12).token_ids for p in PROMPTS]
         got = _concurrently(lambda i: lm.generate(PROMPTS[i], max_new_tokens=12).token_ids, len(PROMPTS))

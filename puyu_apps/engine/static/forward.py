@@ -12,9 +12,9 @@ views (no gather).
   (CUDA graphs under ``mode="reduce-overhead"``) records one graph per ``(B, attn_len)`` bucket. Nothing inside
   syncs with the host: tokens, positions and adapter indices come in as device tensors and the logits go out.
 
-The points where fused GPU kernels go are the small functions :func:`add_rms_norm` (residual add + RMSNorm),
-:func:`apply_rotary`, :func:`swiglu` and :func:`decode_attention`; each is written in plain torch so that the
-CPU path is exact and ``torch.compile`` can fuse them.
+The memory-bound steps (residual add + RMSNorm, rotary + KV-cache write, SwiGLU, decode attention) are called
+through an :class:`~.ops.Ops` set: plain torch (exact on the CPU, fused by ``torch.compile``) or Triton kernels
+(:mod:`.triton_ops`); both entry points take it as ``ops``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .lora import LoraBank, lora_delta, lora_delta_one
+from .ops import TORCH_OPS, Ops, apply_rotary
 from .quant import int8_linear
 from .weights import Linear, StaticWeights
 
@@ -58,49 +59,6 @@ class StaticKVCache:
         """Copy the first ``n`` positions of slot ``src`` into slot ``dst`` (prefix sharing)."""
         self.k[:, dst, :, :n] = self.k[:, src, :, :n]
         self.v[:, dst, :, :n] = self.v[:, src, :, :n]
-
-
-# -- the fusion points ------------------------------------------------------------------------------------------
-def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """RMSNorm exactly as transformers' Llama (fp32 statistics, scaled in the input dtype)."""
-    dtype = x.dtype
-    h = x.to(torch.float32)
-    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
-    return weight * h.to(dtype)
-
-
-def add_rms_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor,
-                 eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(residual + x, rms_norm(residual + x))``: the residual add fused with the next norm on GPU."""
-    h = residual + x
-    return h, rms_norm(h, weight, eps)
-
-
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding of ``x [T, heads, head_dim]`` with ``cos``/``sin [T, head_dim]`` (the half-split layout of
-    transformers' Llama)."""
-    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
-    return (x * cos) + (rotate_half(x) * sin)
-
-
-def swiglu(gate_up: torch.Tensor) -> torch.Tensor:
-    """``silu(gate) * up`` of the fused gate/up projection's output ``[T, 2 * intermediate]``."""
-    gate, up = gate_up.chunk(2, dim=-1)
-    return F.silu(gate) * up
-
-
-def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
-                     scale: float) -> torch.Tensor:
-    """One query per row: ``q [B, heads, hd]`` over ``k``/``v [B, kv_heads, L, hd]`` (cache views), ``mask
-    [B, L]`` (True = attend). GQA without repeating K/V. Returns ``[B, heads * hd]``."""
-    out = F.scaled_dot_product_attention(q.unsqueeze(2), k, v, attn_mask=mask[:, None, None, :], scale=scale,
-                                         enable_gqa=True)
-    return out.reshape(q.shape[0], -1)
 
 
 def prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int,
@@ -141,7 +99,7 @@ def _proj(x: torch.Tensor, lin: Linear, bank: LoraBank | None, layer: int, name:
 # -- the two entry points ------------------------------------------------------------------------------------------
 @torch.inference_mode()
 def prefill(w: StaticWeights, cache: StaticKVCache, tokens: torch.Tensor, start: int, slot: int,
-            bank: LoraBank | None = None, adapter: int = 0) -> torch.Tensor:
+            bank: LoraBank | None = None, adapter: int = 0, ops: Ops = TORCH_OPS) -> torch.Tensor:
     """Read ``tokens [S]`` of the request in ``slot`` at positions ``start ..``; writes their K/V into the slot and
     returns the logits of the last one ``[vocab]``. Positions ``< start`` must already hold the request's K/V."""
     a = w.arch
@@ -150,7 +108,7 @@ def prefill(w: StaticWeights, cache: StaticKVCache, tokens: torch.Tensor, start:
     cos, sin = w.cos[start:end], w.sin[start:end]
     scale = a.head_dim ** -0.5
     h = F.embedding(tokens, w.embed)
-    x = rms_norm(h, w.layers[0].attn_norm, a.rms_eps)
+    x = ops.rms_norm(h, w.layers[0].attn_norm, a.rms_eps)
     for i, layer in enumerate(w.layers):
         qkv = _proj(x, layer.qkv, bank, i, "qkv", adapter)
         q, k, v = qkv.split([a.q_size, a.kv_size, a.kv_size], dim=-1)
@@ -163,41 +121,36 @@ def prefill(w: StaticWeights, cache: StaticKVCache, tokens: torch.Tensor, start:
             attn = prefill_attention(q, k.transpose(0, 1), v.transpose(0, 1), 0, scale)
         else:
             attn = prefill_attention(q, cache.k[i, slot, :, :end], cache.v[i, slot, :, :end], start, scale)
-        h, x = add_rms_norm(_proj(attn, layer.o, bank, i, "o", adapter), h, layer.mlp_norm, a.rms_eps)
-        mlp = _proj(swiglu(_proj(x, layer.gate_up, bank, i, "gate_up", adapter)), layer.down, bank, i, "down",
+        h, x = ops.add_rms_norm(_proj(attn, layer.o, bank, i, "o", adapter), h, layer.mlp_norm, a.rms_eps)
+        mlp = _proj(ops.swiglu(_proj(x, layer.gate_up, bank, i, "gate_up", adapter)), layer.down, bank, i, "down",
                     adapter)
         nxt = w.layers[i + 1].attn_norm if i + 1 < len(w.layers) else w.norm
-        h, x = add_rms_norm(mlp, h, nxt, a.rms_eps)
+        h, x = ops.add_rms_norm(mlp, h, nxt, a.rms_eps)
     return linear(x[-1:], w.lm_head)[0]
 
 
 def decode_one_token(w: StaticWeights, cache: StaticKVCache, tokens: torch.Tensor, positions: torch.Tensor,
-                     adapters: torch.Tensor, bank: LoraBank | None, attn_len: int) -> torch.Tensor:
+                     adapters: torch.Tensor, bank: LoraBank | None, attn_len: int,
+                     ops: Ops = TORCH_OPS) -> torch.Tensor:
     """One token for each of the slots ``0 .. B-1``: ``tokens``, ``positions`` and ``adapters`` are ``[B]`` device
     tensors (a row with nothing to decode has position ``max_len - 1``). Attention reads positions
-    ``< attn_len`` of each slot, masked to the row's own length. Returns the logits ``[B, vocab]``.
+    ``< attn_len`` of each slot, up to the row's own length. Returns the logits ``[B, vocab]``.
 
     Static shapes for a given ``(B, attn_len)``, no host sync: this is the function ``torch.compile`` takes."""
     a = w.arch
     b = tokens.shape[0]
-    rows = torch.arange(b, device=tokens.device)
-    cos, sin = w.cos[positions], w.sin[positions]
-    mask = torch.arange(attn_len, device=tokens.device)[None, :] <= positions[:, None]
+    step = ops.step(w.cos, w.sin, positions, attn_len)
     scale = a.head_dim ** -0.5
     h = F.embedding(tokens, w.embed)
-    x = rms_norm(h, w.layers[0].attn_norm, a.rms_eps)
+    x = ops.rms_norm(h, w.layers[0].attn_norm, a.rms_eps)
     for i, layer in enumerate(w.layers):
         qkv = _proj(x, layer.qkv, bank, i, "qkv", adapters)
-        q, k, v = qkv.split([a.q_size, a.kv_size, a.kv_size], dim=-1)
-        q = apply_rotary(q.view(b, a.n_heads, a.head_dim), cos, sin)
-        k = apply_rotary(k.view(b, a.n_kv_heads, a.head_dim), cos, sin)
         kc, vc = cache.k[i], cache.v[i]
-        kc[rows, :, positions] = k
-        vc[rows, :, positions] = v.view(b, a.n_kv_heads, a.head_dim)
-        attn = decode_attention(q, kc[:b, :, :attn_len], vc[:b, :, :attn_len], mask, scale)
-        h, x = add_rms_norm(_proj(attn, layer.o, bank, i, "o", adapters), h, layer.mlp_norm, a.rms_eps)
-        mlp = _proj(swiglu(_proj(x, layer.gate_up, bank, i, "gate_up", adapters)), layer.down, bank, i, "down",
+        q = ops.rope_store(qkv, step, kc, vc, a.n_heads, a.n_kv_heads, a.head_dim)
+        attn = ops.decode_attention(q, kc[:b, :, :attn_len], vc[:b, :, :attn_len], step, scale)
+        h, x = ops.add_rms_norm(_proj(attn, layer.o, bank, i, "o", adapters), h, layer.mlp_norm, a.rms_eps)
+        mlp = _proj(ops.swiglu(_proj(x, layer.gate_up, bank, i, "gate_up", adapters)), layer.down, bank, i, "down",
                     adapters)
         nxt = w.layers[i + 1].attn_norm if i + 1 < len(w.layers) else w.norm
-        h, x = add_rms_norm(mlp, h, nxt, a.rms_eps)
+        h, x = ops.add_rms_norm(mlp, h, nxt, a.rms_eps)
     return linear(x, w.lm_head)

@@ -30,6 +30,7 @@ from ..lora_gguf import UnsupportedAdapterError
 from ..twin import TransformersTwin
 from . import BACKEND
 from .lora import AdapterTensors, build_bank, merge_into, read_adapter
+from .ops import KernelChoice, select_kernels
 from .quant import Int8Matmul
 from .scheduler import StaticRequest, StaticRunner, StaticScheduler
 from .weights import StaticWeights, WeightFormat, from_transformers
@@ -158,11 +159,12 @@ class StaticLanguageModel(LanguageModel):
     per request (prompt + generated; default the model's window, at most 2048). ``weights``: ``"auto"`` (the
     loaded dtype) or ``"int8"`` (weight-only, per output channel). ``compile``: ``torch.compile`` the decode
     step (default: on for CUDA, off on the CPU, where it did not pay; ``$PUYU_APPS_STATIC_COMPILE=1``/``0``
-    overrides)."""
+    overrides). ``kernels``: the memory-bound steps as ``"torch"`` ops or ``"triton"`` kernels (default
+    ``$PUYU_APPS_STATIC_KERNELS``, else ``"auto"``: Triton on CUDA when it imports; see :mod:`.ops`)."""
 
     def __init__(self, loaded: Any, load_config: LoadConfig, *, slots: int | None = None,
                  weights: WeightFormat = "auto", compile: bool | None = None, int8_matmul: Int8Matmul | None = None,
-                 twin_loader: Callable[[], Any] | None = None):
+                 kernels: KernelChoice | None = None, twin_loader: Callable[[], Any] | None = None):
         model = loaded.model
         self.load_config = load_config
         self.name = loaded.name
@@ -180,7 +182,8 @@ class StaticLanguageModel(LanguageModel):
         if compile is None:
             env = os.environ.get("PUYU_APPS_STATIC_COMPILE", "").strip()
             compile = env not in ("0", "false", "no") if env else self.weights.device.type == "cuda"
-        self.runner = StaticRunner(self.weights, self.n_slots, self.max_context + 1, compile=compile)
+        self.ops = select_kernels(kernels, self.weights.device)
+        self.runner = StaticRunner(self.weights, self.n_slots, self.max_context + 1, compile=compile, ops=self.ops)
         # without a loader the transformers model given here is kept as the copy for torch-side code; with one,
         # it is dropped after the weights were read and reloaded on first use
         self._twin_loader = twin_loader or (lambda: loaded)
@@ -290,11 +293,12 @@ class StaticLanguageModel(LanguageModel):
 
     @property
     def decode_path(self) -> str:
-        """Which decode step runs: eager torch, or ``torch.compile`` and its mode."""
+        """Which decode step runs: eager torch or ``torch.compile`` (and its mode), with which ops."""
+        kernels = self.ops.describe
         if self.runner.compiled:
             extra = ", CUDA graphs" if self.runner.compile_mode == "reduce-overhead" else ""
-            return f"torch.compile (mode={self.runner.compile_mode}{extra})"
-        return "eager"
+            return f"torch.compile (mode={self.runner.compile_mode}{extra}), {kernels}"
+        return f"eager, {kernels}"
 
     def info(self) -> EngineInfo:
         import transformers

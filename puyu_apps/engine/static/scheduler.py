@@ -40,6 +40,7 @@ from ...errors import PuyuError
 from ..scheduler import EngineError, EngineQueue, RequestBase, _common_prefix
 from .forward import StaticKVCache, decode_one_token, prefill
 from .lora import LoraBank
+from .ops import TORCH_OPS, Ops
 from .weights import StaticWeights
 
 _END = None  # queue sentinel: the request ended
@@ -92,13 +93,16 @@ class _Slot:
 
 
 class StaticRunner:
-    """The device side: weights, the KV cache, the LoRA bank and the (optionally compiled) decode step."""
+    """The device side: weights, the KV cache, the LoRA bank, the ops set (torch or Triton kernels) and the
+    (optionally compiled) decode step."""
 
     #: shortest attention window (positions) of a decode step; windows are powers of two up to ``max_len``
     min_attn = 128
 
-    def __init__(self, weights: StaticWeights, slots: int, max_len: int, compile: bool = False):
+    def __init__(self, weights: StaticWeights, slots: int, max_len: int, compile: bool = False,
+                 ops: Ops = TORCH_OPS):
         self.weights = weights
+        self.ops = ops
         self.cache = StaticKVCache.allocate(weights, slots, max_len)
         self.bank: LoraBank | None = None
         self.compiled = False
@@ -160,7 +164,7 @@ class StaticRunner:
 
     def prefill(self, tokens: list[int], start: int, slot: int, adapter: int) -> torch.Tensor:
         t = torch.tensor(tokens, dtype=torch.long, device=self.weights.device)
-        return prefill(self.weights, self.cache, t, start, slot, self.bank, adapter)
+        return prefill(self.weights, self.cache, t, start, slot, self.bank, adapter, self.ops)
 
     @torch.inference_mode()
     def decode(self, tokens: list[int], positions: list[int], adapters: list[int]) -> torch.Tensor:
@@ -168,7 +172,7 @@ class StaticRunner:
         window = self.attn_window(max(p for p in positions if p < self.max_len - 1) + 1)
         return self._decode(self.weights, self.cache, torch.tensor(tokens, dtype=torch.long, device=dev),
                             torch.tensor(positions, dtype=torch.long, device=dev),
-                            torch.tensor(adapters, dtype=torch.long, device=dev), self.bank, window)
+                            torch.tensor(adapters, dtype=torch.long, device=dev), self.bank, window, self.ops)
 
 
 class StaticScheduler(EngineQueue):

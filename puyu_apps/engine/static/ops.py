@@ -1,0 +1,174 @@
+"""The fusion points of the static engine's forward pass, in two implementations: ``"torch"`` (plain torch: exact
+on the CPU, fused by ``torch.compile`` on CUDA) and ``"triton"`` (hand-written Triton kernels,
+:mod:`.triton_ops`). :func:`select_kernels` picks one; the engine reports which (``EngineInfo.backend_note``).
+
+=======================  =================================================  ============================================
+op                       torch                                              triton
+=======================  =================================================  ============================================
+``rms_norm``             fp32 statistics, as transformers' Llama            one program per row
+``add_rms_norm``         residual add, then the norm                        both in one pass
+``rope_store``           cos/sin gather, two rotaries, two scatters         one kernel: rotated Q out, K/V into the cache
+``swiglu``               ``silu(gate) * up``                                one elementwise kernel
+``decode_attention``     SDPA over the window with a length mask            split-K over each row's own length
+=======================  =================================================  ============================================
+
+``$PUYU_APPS_STATIC_KERNELS`` (``auto``, ``torch``, ``triton``) chooses when the caller does not; ``auto`` is
+``triton`` on CUDA when Triton imports, else ``torch``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from ...errors import DeviceUnavailableError, MissingDependencyError
+
+KernelChoice = Literal["auto", "torch", "triton"]
+KERNEL_CHOICES = ("auto", "torch", "triton")
+
+
+# -- the torch reference ops -------------------------------------------------------------------------------------
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm exactly as transformers' Llama (fp32 statistics, scaled in the input dtype)."""
+    dtype = x.dtype
+    h = x.to(torch.float32)
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(dtype)
+
+
+def add_rms_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor,
+                 eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(residual + x, rms_norm(residual + x))``."""
+    h = residual + x
+    return h, rms_norm(h, weight, eps)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding of ``x [T, heads, head_dim]`` with ``cos``/``sin [T, head_dim]`` (the half-split layout of
+    transformers' Llama)."""
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    return (x * cos) + (rotate_half(x) * sin)
+
+
+class TorchStep(NamedTuple):
+    """What the torch ops read in every layer of a decode step, computed once per step."""
+
+    positions: torch.Tensor  # [B]
+    rows: torch.Tensor  # [B]: 0 .. B-1 (row r decodes into cache slot r)
+    cos: torch.Tensor  # [B, hd]: the rows' rotary tables
+    sin: torch.Tensor
+    mask: torch.Tensor  # [B, window]: True where row r attends
+
+
+def torch_step(cos: torch.Tensor, sin: torch.Tensor, positions: torch.Tensor, window: int) -> TorchStep:
+    """``cos``/``sin``: the whole tables ``[L, hd]``; ``window``: positions the attention reads."""
+    mask = torch.arange(window, device=positions.device)[None, :] <= positions[:, None]
+    return TorchStep(positions, torch.arange(positions.shape[0], device=positions.device), cos[positions],
+                     sin[positions], mask)
+
+
+def rope_store(qkv: torch.Tensor, step: TorchStep, k_cache: torch.Tensor, v_cache: torch.Tensor, n_heads: int,
+               n_kv_heads: int, head_dim: int) -> torch.Tensor:
+    """Row ``r`` of ``qkv [B, (H + 2 KV) * hd]`` is the token at ``step.positions[r]`` of cache slot ``r`` of
+    ``k_cache``/``v_cache [slots, KV, L, hd]``: its rotated K and its V are written there; returns the rotated Q
+    ``[B, H, hd]``."""
+    b = qkv.shape[0]
+    q, k, v = qkv.split([n_heads * head_dim, n_kv_heads * head_dim, n_kv_heads * head_dim], dim=-1)
+    q = apply_rotary(q.view(b, n_heads, head_dim), step.cos, step.sin)
+    k = apply_rotary(k.view(b, n_kv_heads, head_dim), step.cos, step.sin)
+    k_cache[step.rows, :, step.positions] = k
+    v_cache[step.rows, :, step.positions] = v.view(b, n_kv_heads, head_dim)
+    return q
+
+
+def swiglu(gate_up: torch.Tensor) -> torch.Tensor:
+    """``silu(gate) * up`` of the fused gate/up projection's output ``[T, 2 * intermediate]``."""
+    gate, up = gate_up.chunk(2, dim=-1)
+    return F.silu(gate) * up
+
+
+def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, step: TorchStep,
+                     scale: float) -> torch.Tensor:
+    """One query per row: ``q [B, heads, hd]`` over ``k``/``v [B, kv_heads, window, hd]`` (cache views), masked
+    by ``step.mask``. GQA without repeating K/V. Returns ``[B, heads * hd]``."""
+    out = F.scaled_dot_product_attention(q.unsqueeze(2), k, v, attn_mask=step.mask[:, None, None, :], scale=scale,
+                                         enable_gqa=True)
+    return out.reshape(q.shape[0], -1)
+
+
+# -- the two sets ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Ops:
+    """One implementation of every fusion point. ``step(cos, sin, positions, window)`` computes, once per decode
+    step, what ``rope_store(qkv, step, k_cache, v_cache, heads, kv_heads, head_dim)`` and
+    ``decode_attention(q, k, v, step, scale)`` read in every layer."""
+
+    name: str
+    rms_norm: Callable[..., torch.Tensor]
+    add_rms_norm: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    step: Callable[..., Any]
+    rope_store: Callable[..., torch.Tensor]
+    swiglu: Callable[..., torch.Tensor]
+    decode_attention: Callable[..., torch.Tensor]
+    #: what runs, in words (for ``EngineInfo``)
+    describe: str = ""
+
+
+TORCH_OPS = Ops("torch", rms_norm, add_rms_norm, torch_step, rope_store, swiglu, decode_attention,
+                describe="torch ops")
+
+
+def triton_ops(device: torch.device | None = None) -> Ops:
+    """The Triton kernels (imports Triton) for ``device``."""
+    from . import triton_ops as t
+
+    if device is not None:
+        t.prepare(device)
+    return Ops("triton", t.rms_norm, t.add_rms_norm, t.decode_step, t.rope_store, t.swiglu, t.decode_attention,
+               describe="Triton kernels (residual+RMSNorm, rotary+KV write, SwiGLU, split-K decode attention)")
+
+
+def triton_interpreted() -> bool:
+    """``TRITON_INTERPRET=1``: Triton runs kernels in its interpreter, on CPU tensors."""
+    return os.environ.get("TRITON_INTERPRET", "").strip() == "1"
+
+
+def triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def select_kernels(choice: str | None, device: torch.device) -> Ops:
+    """The ops for ``choice`` (None: ``$PUYU_APPS_STATIC_KERNELS``, else ``"auto"``) on ``device``.
+
+    ``"triton"`` needs Triton and a CUDA device, or on the CPU Triton's interpreter (``TRITON_INTERPRET=1``, for
+    tests: slow); anything else raises a typed error saying what to do. ``"auto"`` never raises."""
+    if choice is None:
+        choice = os.environ.get("PUYU_APPS_STATIC_KERNELS", "").strip() or "auto"
+    if choice not in KERNEL_CHOICES:
+        raise ValueError(f"kernels must be one of {KERNEL_CHOICES}, got {choice!r} "
+                         f"(from the argument or $PUYU_APPS_STATIC_KERNELS)")
+    if choice == "torch":
+        return TORCH_OPS
+    if choice == "auto":
+        return triton_ops(device) if device.type == "cuda" and triton_available() else TORCH_OPS
+    if not triton_available():
+        raise MissingDependencyError("kernels='triton' needs Triton, which could not be imported; install it with: "
+                                     "pip install 'puyu_apps[gpu]' (or use kernels='torch')")
+    if device.type != "cuda" and not triton_interpreted():
+        raise DeviceUnavailableError(f"kernels='triton' runs on a CUDA device; the model is on {device.type!r}. "
+                                     f"Use kernels='torch' there (or set TRITON_INTERPRET=1 before Triton is "
+                                     f"imported to run the kernels in Triton's interpreter, for testing)")
+    return triton_ops(device)

@@ -1,0 +1,189 @@
+"""The static engine's Triton kernels against its torch ops (the reference), op by op on many shapes and as a whole
+engine. Without a GPU they run in Triton's interpreter (``TRITON_INTERPRET=1``, set in tests/engine/conftest.py
+before Triton is imported); on a CUDA machine the same tests run the compiled kernels."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from puyu_apps import MissingDependencyError
+from puyu_apps.engine.static import ops as ops_mod
+from puyu_apps.errors import DeviceUnavailableError
+
+from .conftest import PROMPTS, make_folder_adapter, needs_triton
+
+pytestmark = needs_triton
+
+DEV = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+REF = ops_mod.TORCH_OPS
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@pytest.fixture(scope="module")
+def tri():
+    return ops_mod.select_kernels("triton", DEV)
+
+
+def _close(got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype, what: str) -> None:
+    """fp32: equal to rounding; bf16: within two units in the last place (the interpreter's casts truncate)."""
+    assert got.shape == want.shape and got.dtype == want.dtype, what
+    g, w = got.float(), want.float()
+    if dtype == torch.float32:
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5, msg=what)
+    else:
+        torch.testing.assert_close(g, w, rtol=2 ** -6, atol=1e-2, msg=what)  # 2 ulp: 2 * 2 ** -7
+
+
+def _rand(*shape: int, dtype: torch.dtype, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=gen).to(device=DEV, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("rows,hidden", [(1, 64), (5, 96), (3, 1000)])
+def test_rms_norm_and_residual_add(tri, dtype, rows, hidden):
+    x, r = _rand(rows, hidden, dtype=dtype, seed=1), _rand(rows, hidden, dtype=dtype, seed=2)
+    w = _rand(hidden, dtype=dtype, seed=3)
+    _close(tri.rms_norm(x, w, 1e-6), REF.rms_norm(x, w, 1e-6), dtype, "rms_norm")
+    h, y = tri.add_rms_norm(x, r, w, 1e-5)
+    h_ref, y_ref = REF.add_rms_norm(x, r, w, 1e-5)
+    _close(h, h_ref, dtype, "residual")
+    _close(y, y_ref, dtype, "norm")
+    # a row view with a stride (the prefill's last row, a slice of a wider buffer) is read as such
+    wide = _rand(rows, hidden + 7, dtype=dtype, seed=4)[:, :hidden]
+    _close(tri.rms_norm(wide, w, 1e-6), REF.rms_norm(wide, w, 1e-6), dtype, "strided rms_norm")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("rows,inter", [(1, 48), (4, 1500)])
+def test_swiglu(tri, dtype, rows, inter):
+    gu = _rand(rows, 2 * inter, dtype=dtype, seed=5) * 3
+    _close(tri.swiglu(gu), REF.swiglu(gu), dtype, "swiglu")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("heads,kv,hd", [(4, 4, 16), (8, 2, 32), (6, 2, 40)])
+def test_rope_store_writes_the_cache_and_returns_q(tri, dtype, heads, kv, hd):
+    slots, length, b = 5, 40, 4
+    qkv = _rand(b, (heads + 2 * kv) * hd, dtype=dtype, seed=6)
+    ang = torch.arange(length, dtype=torch.float32)[:, None] * torch.rand(hd // 2, generator=torch.Generator()
+                                                                          .manual_seed(7))[None, :]
+    ang = torch.cat([ang, ang], dim=-1)
+    cos, sin = ang.cos().to(DEV, dtype), ang.sin().to(DEV, dtype)
+    positions = torch.tensor([0, 17, length - 1, 3], device=DEV)
+    caches = [_rand(slots, kv, length, hd, dtype=dtype, seed=s) for s in (8, 9)]
+    k_ref, v_ref = caches[0].clone(), caches[1].clone()
+    k_got, v_got = caches[0].clone(), caches[1].clone()
+    q_ref = REF.rope_store(qkv, REF.step(cos, sin, positions, 8), k_ref, v_ref, heads, kv, hd)
+    q_got = tri.rope_store(qkv, tri.step(cos, sin, positions, 8), k_got, v_got, heads, kv, hd)
+    _close(q_got, q_ref, dtype, "q")
+    _close(k_got, k_ref, dtype, "k cache")  # the whole cache: rows not written are untouched
+    assert torch.equal(v_got, v_ref)  # V is copied, not computed
+    assert not torch.equal(k_got, caches[0])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("heads,kv,hd", [(4, 4, 16), (8, 2, 64), (6, 2, 40), (16, 1, 32), (40, 2, 16)])
+@pytest.mark.parametrize("splits", [1, 3, None])
+def test_decode_attention_over_each_rows_length(tri, dtype, heads, kv, hd, splits):
+    from puyu_apps.engine.static import triton_ops
+
+    slots, max_len, window = 4, 400, 256
+    kc = _rand(slots, kv, max_len, hd, dtype=dtype, seed=10)
+    vc = _rand(slots, kv, max_len, hd, dtype=dtype, seed=11)
+    q = _rand(slots, heads, hd, dtype=dtype, seed=12)
+    # lengths 1, 70, the whole window, and a row with nothing to decode (position past the window)
+    positions = torch.tensor([0, 69, window - 1, max_len - 1], device=DEV)
+    k, v = kc[:, :, :window], vc[:, :, :window]
+    scale = hd ** -0.5
+    table = torch.zeros(max_len, hd, dtype=dtype, device=DEV)  # rotary tables: not read by the attention
+    want = REF.decode_attention(q, k, v, REF.step(table, table, positions, window), scale)
+    got = triton_ops.decode_attention(q, k, v, tri.step(table, table, positions, window), scale, splits=splits)
+    _close(got, want, dtype, f"attention, splits={splits}")
+
+
+def _static(folder, kernels: str, compile: bool = False, **kw):
+    from puyu_apps.core.config import LoadConfig
+    from puyu_apps.engine.static.model import open_static
+
+    # fp32 on CUDA too: token-for-token equality (the bf16 path is tested in test_static_engine.py's CUDA test)
+    cfg = LoadConfig(device=str(DEV), dtype="float32", backend="torch-static")
+    return open_static(str(folder), cfg, kernels=kernels, compile=compile, **kw)
+
+
+def _together(lm, prompts: list[str], adapters: list[str | None], n: int) -> list[list[int]]:
+    """Token ids of requests that overlap in the engine: each stream is submitted (its first piece read) before
+    the earlier ones are drained, so they decode in shared steps at different lengths."""
+    streams = [lm.stream(p, max_new_tokens=n, adapter=a) for p, a in zip(prompts, adapters)]
+    firsts = [next(iter(s), "") for s in streams]
+    for s, first in zip(streams, firsts):
+        first + "".join(s)
+    return [s.result.token_ids for s in streams]
+
+
+@pytest.fixture(scope="module")
+def adapters(tiny_folder, tmp_path_factory):
+    root = tmp_path_factory.mktemp("triton_adapters")
+    return {"a": make_folder_adapter(tiny_folder, root / "a", seed=21, r=8),
+            "c": make_folder_adapter(tiny_folder, root / "c", seed=23, r=4, target_modules=TARGETS)}
+
+
+def test_triton_engine_decodes_the_tokens_of_the_torch_ops(tiny_folder, adapters):
+    """The whole engine on the kernels (fp32): prefill, rows of different lengths and adapters in one decode step,
+    prefix reuse; greedy tokens equal to the torch ops'."""
+    out = {}
+    for kernels in ("torch", "triton"):
+        lm = _static(tiny_folder, kernels, slots=4)
+        try:
+            assert lm.ops.name == kernels
+            got = {"base": _together(lm, PROMPTS[:3], [None] * 3, 6)}
+            again = lm.generate(PROMPTS[0], max_new_tokens=6)  # its prompt's K/V is still in a slot
+            got["again"], got["cached"] = again.token_ids, again.cached_tokens
+            for name, path in adapters.items():
+                lm.adapters.load(name, path)
+            got["adapters"] = _together(lm, PROMPTS[1:5], ["a", None, "c", "a"], 5)
+            out[kernels] = got
+            note = lm.info().backend_note
+            stats = lm.scheduler.stats
+            assert stats["max_batch"] >= 3 and stats["mixed_adapter_steps"] > 0, stats
+        finally:
+            lm.close()
+    assert "Triton kernels" in note and "split-K decode attention" in note
+    assert out["triton"]["cached"] > 0 and len({tuple(t) for t in out["triton"]["adapters"]}) > 1
+    assert out["triton"] == out["torch"]
+
+
+def test_the_kernels_inside_a_compiled_decode_step(tiny_folder):
+    """The kernels are torch custom ops: ``torch.compile(fullgraph=True)`` records each as one call (on the CPU
+    inductor's graph calls them, in place on the cache views; on CUDA the step becomes CUDA graphs) and the
+    compiled step decodes the tokens of the eager one."""
+    out = {}
+    for compiled in (False, True):
+        lm = _static(tiny_folder, "triton", compile=compiled, slots=4)
+        try:
+            assert lm.runner.compiled is compiled and "Triton kernels" in lm.decode_path
+            out[compiled] = _together(lm, PROMPTS[:3], [None] * 3, 5)
+        finally:
+            lm.close()
+    assert out[True] == out[False] and len({tuple(t) for t in out[True]}) == 3
+
+
+def test_kernel_choice_and_its_errors(monkeypatch):
+    cpu = torch.device("cpu")
+    assert ops_mod.select_kernels("torch", cpu) is REF
+    assert ops_mod.select_kernels("auto", cpu) is REF  # no CUDA: the torch ops
+    monkeypatch.setenv("PUYU_APPS_STATIC_KERNELS", "torch")
+    assert ops_mod.select_kernels(None, cpu) is REF
+    monkeypatch.setenv("PUYU_APPS_STATIC_KERNELS", "cuda-magic")
+    with pytest.raises(ValueError, match="PUYU_APPS_STATIC_KERNELS"):
+        ops_mod.select_kernels(None, cpu)
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(DeviceUnavailableError, match="kernels='torch'"):
+        ops_mod.select_kernels("triton", cpu)
+    monkeypatch.setitem(sys.modules, "triton", None)  # Triton not installed
+    with pytest.raises(MissingDependencyError, match=r"puyu_apps\[gpu\]"):
+        ops_mod.select_kernels("triton", cpu)
+    assert ops_mod.select_kernels("auto", cpu) is REF
