@@ -6,8 +6,9 @@ style of gpt-fast, for CUDA (bf16, ``torch.compile`` with CUDA graphs) and for t
     lm.generate("...").backend                    # "torch-static"
 
 - :mod:`.weights`    the model's weights in our layout (fused q/k/v and gate/up), read from a transformers model
-- :mod:`.forward`    ``prefill`` and ``decode_one_token`` over a preallocated static KV cache; the points where
-  fused GPU kernels would go (RMSNorm + residual, rotary, SwiGLU, decode attention) are small functions
+- :mod:`.forward`    ``prefill`` and ``decode_one_token`` over a preallocated static KV cache
+- :mod:`.ops`        the memory-bound steps (RMSNorm + residual, rotary + KV write, SwiGLU, decode attention) as
+  one set: torch ops, or the Triton kernels of :mod:`.triton_ops` (``kernels=``; Triton on CUDA by default)
 - :mod:`.quant`      weight-only int8 (per output channel, symmetric)
 - :mod:`.lora`       peft LoRA adapters stacked per module (row 0 = none): several adapters in one batch (BGMV)
 - :mod:`.scheduler`  continuous batching: one engine thread, slots, prefix reuse
