@@ -4,6 +4,7 @@ before Triton is imported); on a CUDA machine the same tests run the compiled ke
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 
 from puyu_apps import MissingDependencyError
 from puyu_apps.engine.static import ops as ops_mod
+from puyu_apps.engine.static.errors import KernelCheckError
 from puyu_apps.errors import DeviceUnavailableError
 
 from .conftest import PROMPTS, make_folder_adapter, needs_triton
@@ -169,6 +171,25 @@ def test_the_kernels_inside_a_compiled_decode_step(tiny_folder):
         finally:
             lm.close()
     assert out[True] == out[False] and len({tuple(t) for t in out[True]}) == 3
+
+
+def test_kernels_that_fail_their_start_up_check_are_refused_or_left_for_the_torch_ops(tri, monkeypatch):
+    assert ops_mod.self_check(tri, DEV, torch.float32) is None and ops_mod.self_check(tri, DEV, torch.bfloat16) is None
+    broken = dataclasses.replace(tri, swiglu=lambda gu: REF.swiglu(gu) * 1.01)
+    assert "swiglu differs from the torch op" in ops_mod.self_check(broken, DEV, torch.float32)
+
+    def no_ptx(*args, **kwargs):
+        raise RuntimeError("PTX was compiled with an unsupported toolchain")
+
+    failing = dataclasses.replace(tri, decode_attention=no_ptx)
+    assert ops_mod.self_check(failing, DEV, torch.bfloat16) == "RuntimeError: PTX was compiled with an unsupported " \
+                                                                "toolchain"
+    monkeypatch.setattr(ops_mod, "triton_ops", lambda device=None: failing)
+    with pytest.raises(KernelCheckError, match="unsupported toolchain; use kernels='torch'"):
+        ops_mod.select_kernels("triton", DEV)
+    monkeypatch.setattr(ops_mod, "_on_gpu", lambda device: True)  # auto as on a GPU: falls back, says why
+    chosen = ops_mod.select_kernels("auto", DEV)
+    assert chosen.name == "torch" and "failed their start-up check: RuntimeError" in chosen.describe
 
 
 def test_kernel_choice_and_its_errors(monkeypatch):

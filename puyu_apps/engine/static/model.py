@@ -182,7 +182,7 @@ class StaticLanguageModel(LanguageModel):
         if compile is None:
             env = os.environ.get("PUYU_APPS_STATIC_COMPILE", "").strip()
             compile = env not in ("0", "false", "no") if env else self.weights.device.type == "cuda"
-        self.ops = select_kernels(kernels, self.weights.device)
+        self.ops = select_kernels(kernels, self.weights.device, self.weights.dtype)
         self.runner = StaticRunner(self.weights, self.n_slots, self.max_context + 1, compile=compile, ops=self.ops)
         # without a loader the transformers model given here is kept as the copy for torch-side code; with one,
         # it is dropped after the weights were read and reloaded on first use

@@ -19,13 +19,14 @@ op                       torch                                              trit
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from ...errors import DeviceUnavailableError, MissingDependencyError
+from .errors import KernelCheckError
 
 KernelChoice = Literal["auto", "torch", "triton"]
 KERNEL_CHOICES = ("auto", "torch", "triton")
@@ -150,11 +151,57 @@ def triton_available() -> bool:
     return True
 
 
-def select_kernels(choice: str | None, device: torch.device) -> Ops:
-    """The ops for ``choice`` (None: ``$PUYU_APPS_STATIC_KERNELS``, else ``"auto"``) on ``device``.
+def _on_gpu(device: torch.device) -> bool:
+    return device.type == "cuda"
+
+
+def self_check(ops: Ops, device: torch.device, dtype: torch.dtype) -> str | None:
+    """Run every op of ``ops`` once on small random inputs (GQA, a row of length 1, a whole window, two splits of
+    the attention) against the torch ops; ``None`` when all agree (fp32: to rounding; 16-bit: within two units in
+    the last place), else what failed. On a GPU this is also the kernels' first compilation."""
+    gen = torch.Generator().manual_seed(0)
+
+    def rnd(*shape: int) -> torch.Tensor:
+        return torch.randn(shape, generator=gen).to(device=device, dtype=dtype)
+
+    heads, kv, hd, hidden, slots, length = 4, 2, 32, 96, 3, 80
+    x, r, w = rnd(slots, hidden), rnd(slots, hidden), rnd(hidden)
+    cos, sin = rnd(length, hd), rnd(length, hd)
+    qkv, gu = rnd(slots, (heads + 2 * kv) * hd), rnd(slots, 2 * hidden)
+    positions = torch.tensor([0, 37, length - 1], device=device)
+    tol = 1e-4 if dtype == torch.float32 else 2 ** -6
+    try:
+        pairs: list[tuple[str, torch.Tensor, torch.Tensor]] = [
+            ("rms_norm", ops.rms_norm(x, w, 1e-6), TORCH_OPS.rms_norm(x, w, 1e-6)),
+            ("add_rms_norm", ops.add_rms_norm(x, r, w, 1e-6)[1], TORCH_OPS.add_rms_norm(x, r, w, 1e-6)[1]),
+            ("swiglu", ops.swiglu(gu), TORCH_OPS.swiglu(gu)),
+        ]
+        caches = [rnd(slots, kv, length, hd), rnd(slots, kv, length, hd)]
+        mine, ref = [c.clone() for c in caches], [c.clone() for c in caches]
+        q = ops.rope_store(qkv, ops.step(cos, sin, positions, length), *mine, heads, kv, hd)
+        q_ref = TORCH_OPS.rope_store(qkv, TORCH_OPS.step(cos, sin, positions, length), *ref, heads, kv, hd)
+        pairs += [("rope_store q", q, q_ref), ("rope_store cache", mine[0], ref[0])]
+        scale = hd ** -0.5
+        pairs.append(("decode_attention", ops.decode_attention(q_ref, *ref, ops.step(cos, sin, positions, length),
+                                                               scale),
+                      TORCH_OPS.decode_attention(q_ref, *ref, TORCH_OPS.step(cos, sin, positions, length), scale)))
+    except Exception as exc:  # a kernel that does not compile or launch on this device
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    for name, got, want in pairs:
+        g, w_ = got.float(), want.float()
+        if g.shape != w_.shape or not torch.allclose(g, w_, rtol=tol, atol=tol * 4):
+            err = (g - w_).abs().max().item() if g.shape == w_.shape else f"shape {tuple(g.shape)}"
+            return f"{name} differs from the torch op (max difference {err})"
+    return None
+
+
+def select_kernels(choice: str | None, device: torch.device, dtype: torch.dtype = torch.float32) -> Ops:
+    """The ops for ``choice`` (None: ``$PUYU_APPS_STATIC_KERNELS``, else ``"auto"``) on ``device``, for weights of
+    ``dtype``.
 
     ``"triton"`` needs Triton and a CUDA device, or on the CPU Triton's interpreter (``TRITON_INTERPRET=1``, for
-    tests: slow); anything else raises a typed error saying what to do. ``"auto"`` never raises."""
+    tests: slow), and kernels that pass :func:`self_check`; anything else raises a typed error saying what to do.
+    ``"auto"`` never raises: kernels that fail their check leave the torch ops, and ``describe`` says why."""
     if choice is None:
         choice = os.environ.get("PUYU_APPS_STATIC_KERNELS", "").strip() or "auto"
     if choice not in KERNEL_CHOICES:
@@ -163,7 +210,13 @@ def select_kernels(choice: str | None, device: torch.device) -> Ops:
     if choice == "torch":
         return TORCH_OPS
     if choice == "auto":
-        return triton_ops(device) if device.type == "cuda" and triton_available() else TORCH_OPS
+        if not _on_gpu(device) or not triton_available():
+            return TORCH_OPS
+        ops = triton_ops(device)
+        failed = self_check(ops, device, dtype)
+        if failed:
+            return replace(TORCH_OPS, describe=f"torch ops (the Triton kernels failed their start-up check: {failed})")
+        return ops
     if not triton_available():
         raise MissingDependencyError("kernels='triton' needs Triton, which could not be imported; install it with: "
                                      "pip install 'puyu_apps[gpu]' (or use kernels='torch')")
@@ -171,4 +224,9 @@ def select_kernels(choice: str | None, device: torch.device) -> Ops:
         raise DeviceUnavailableError(f"kernels='triton' runs on a CUDA device; the model is on {device.type!r}. "
                                      f"Use kernels='torch' there (or set TRITON_INTERPRET=1 before Triton is "
                                      f"imported to run the kernels in Triton's interpreter, for testing)")
-    return triton_ops(device)
+    ops = triton_ops(device)
+    failed = self_check(ops, device, dtype)
+    if failed:
+        raise KernelCheckError(f"the Triton kernels failed their start-up check on {device}: {failed}; "
+                               f"use kernels='torch'")
+    return ops
