@@ -11,8 +11,10 @@ and the engine on the torch ops instead of its Triton kernels (both compiled int
     .venv/bin/python benchmarks/engine_static.py [--new-tokens 64] [--rounds 3] [--markdown out.md]
 
 Models: on the CPU the embedded model's transformers weights (``LanguageModel.load(backend="transformers")``:
-the GGUF pack dequantized to float32); on CUDA a random ~0.5B model shaped like InternLM3 (24 layers, hidden
-1024, 8 heads of 128, 2 KV heads, intermediate 2816) in bf16 (``--model`` overrides both). Greedy everywhere;
+the GGUF pack dequantized to float32); on CUDA a random model shaped like InternLM3 in bf16, ``--size 1b`` (the
+default: 16 layers, hidden 2048, 16 heads of 128, 2 KV heads, intermediate 5632; 1.33B parameters of which a
+decode step reads 1.02B, 2.0 GB, the untied 151k-token embedding not) or ``0.5b`` (24 layers, hidden 1024, 8 heads, 2 KV heads, intermediate 2816); ``--model``
+overrides both. Greedy everywhere;
 EOS is ignored so that every engine generates exactly the requested number of tokens; timings are the best of
 ``--rounds``.
 """
@@ -64,8 +66,15 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}"
 
 
-def random_internlm3(folder: Path) -> Path:
-    """A random ~0.5B InternLM3-shaped model (bf16) with the Qwen3 tokenizer, saved as a transformers folder."""
+#: random InternLM3-shaped models for CUDA: (layers, hidden, heads of 128, KV heads, intermediate). At batch 1 a
+#: decode step reads every weight once; the larger one's matrices (10-46 MB) are big enough for a GEMV to approach
+#: the bandwidth peak, the smaller one's (2-12 MB) are dominated by per-kernel latency
+SIZES = {"0.5b": (24, 1024, 8, 2, 2816), "1b": (16, 2048, 16, 2, 5632)}
+
+
+def random_internlm3(folder: Path, size: str = "1b") -> Path:
+    """A random InternLM3-shaped model (bf16, :data:`SIZES`) with the Qwen3 tokenizer, saved as a transformers
+    folder."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from puyu_apps.core.loading import load
@@ -73,9 +82,10 @@ def random_internlm3(folder: Path) -> Path:
     if (folder / "config.json").exists():
         return folder
     tok = load("tiny-random-llama").tokenizer
+    layers, hidden, heads, kv_heads, inter = SIZES[size]
     config = AutoConfig.for_model(
-        "internlm3", vocab_size=len(tok), hidden_size=1024, intermediate_size=2816, num_hidden_layers=24,
-        num_attention_heads=8, num_key_value_heads=2, head_dim=128, max_position_embeddings=4096,
+        "internlm3", vocab_size=len(tok), hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
+        num_attention_heads=heads, num_key_value_heads=kv_heads, head_dim=128, max_position_embeddings=4096,
         rms_norm_eps=1e-6, tie_word_embeddings=False, eos_token_id=tok.eos_token_id, bos_token_id=None,
         pad_token_id=tok.pad_token_id, qkv_bias=False, bias=False)
     torch.manual_seed(0)
@@ -251,13 +261,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--model", default=None, help="registered name or folder (default: see the module docstring)")
     ap.add_argument("--markdown", help="also write the table to this file")
+    ap.add_argument("--size", choices=sorted(SIZES), default="1b", help="the random model on CUDA")
     ap.add_argument("--quick", action="store_true", help="no int8 and no adapter rows (each engine on CUDA is "
                                                          "compiled anew: about a minute)")
     args = ap.parse_args()
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     tmp = Path(tempfile.mkdtemp(prefix="engine_static_"))
-    model = args.model or (str(random_internlm3(tmp / "internlm3-0.5b")) if cuda else DEFAULT_MODEL)
+    model = args.model or (str(random_internlm3(tmp / f"internlm3-{args.size}", args.size)) if cuda
+                           else DEFAULT_MODEL)
     n = args.new_tokens
     one: list[Job] = [(PROMPT, n, None)]
     eight: list[Job] = [(p, max(1, int(n * f)), None) for p, f in CONCURRENT]

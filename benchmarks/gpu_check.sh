@@ -45,5 +45,5 @@ stage() {  # name, seconds, command...
 stage tests 240 "$PY" -m pytest -q -p no:cacheprovider -o addopts="" --timeout 200 tests/engine/test_triton_kernels.py \
   "tests/engine/test_static_engine.py::test_cuda_bf16_compiled_decode_follows_transformers" 2>&1 | tee "$OUT/tests.log"
 stage kernels 150 "$PY" benchmarks/static_kernels.py --markdown "$OUT/static_kernels.md"
-stage engine 330 "$PY" benchmarks/engine_static.py --quick --new-tokens 48 --rounds 2 \
+stage engine 330 "$PY" benchmarks/engine_static.py --quick --size 1b --new-tokens 48 --rounds 2 \
   --markdown "$OUT/engine_static.md" 2>&1 | tee "$OUT/engine_static.log"

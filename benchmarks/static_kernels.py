@@ -8,8 +8,8 @@ GPU's peak. Ratios are Triton vs compiled torch. Outputs are checked against the
 
     python benchmarks/static_kernels.py [--markdown out.md]
 
-Shapes: InternLM3-shaped, the ~0.5B model of engine_static.py (hidden 1024, 8 heads of 128, 2 KV heads,
-intermediate 2816) and InternLM3-8B (hidden 4096, 32 heads of 128, 2 KV heads, intermediate 10240), at 1 and 32
+Shapes: InternLM3-shaped, the ~1B model of engine_static.py (hidden 2048, 16 heads of 128, 2 KV heads,
+intermediate 5632) and InternLM3-8B (hidden 4096, 32 heads of 128, 2 KV heads, intermediate 10240), at 1 and 32
 rows, attention over 512 and 2048 cached positions; bf16. Needs a CUDA device (on the CPU the kernels only run in
 Triton's interpreter, which the tests use; its timings mean nothing).
 """
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from puyu_apps.engine.static import ops as ops_mod  # noqa: E402
 
 #: (name, hidden, heads, kv heads, head dim, intermediate)
-SHAPES = [("InternLM3-0.5B-shaped", 1024, 8, 2, 128, 2816), ("InternLM3-8B", 4096, 32, 2, 128, 10240)]
+SHAPES = [("InternLM3-1B-shaped", 2048, 16, 2, 128, 5632), ("InternLM3-8B", 4096, 32, 2, 128, 10240)]
 PEAK_BW = {"H200": 4.8e12, "H100": 3.35e12, "H800": 3.35e12, "A100": 2.0e12, "L40S": 0.864e12, "L4": 0.3e12}
 
 
