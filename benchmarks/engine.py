@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from puyu_apps.core import GenerationConfig, LanguageModel  # noqa: E402
 from puyu_apps.core.registry import DEFAULT_MODEL, get_entry  # noqa: E402
+from report import Report  # noqa: E402  (benchmarks/report.py)
 
 PROMPT = "Write a long, detailed story about a young doctor who moves to a small village by the sea."
 
@@ -469,12 +470,8 @@ def main() -> None:
     # our repacked Q4_1 kernels (scripts/patches/), read once per process: on for the fast path (the engine's default)
     os.environ.setdefault("GGML_Q4_1_REPACK", "1")
     torch.set_num_threads(args.threads)
-    lines: list[str] = []
-
-    def out(s: str = "") -> None:
-        print(s, flush=True)
-        lines.append(s)
-
+    out = Report()
+    lines = out.lines
     t_start = time.perf_counter()
     load_start = loadavg()
     out(f"machine: {machine()}; threads: {args.threads}; load average at start: {load_start}")

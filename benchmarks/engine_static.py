@@ -41,13 +41,10 @@ from puyu_apps.core.registry import DEFAULT_MODEL  # noqa: E402
 
 from engine import CONCURRENT as _CONCURRENT  # noqa: E402  (benchmarks/engine.py: the same prompts)
 from engine import PROMPT  # noqa: E402
+from report import Report, peak_bandwidth  # noqa: E402
 
 # 8 requests of mixed prompt lengths; output lengths are these fractions of --new-tokens (engine.py's of 128)
 CONCURRENT = [(p, n / 128) for p, n in _CONCURRENT]
-
-#: peak memory bandwidth (bytes/s) of GPUs we may run on, by a substring of the device name
-PEAK_BW = {"H200": 4.8e12, "H100 SXM": 3.35e12, "H100": 3.35e12, "H800": 3.35e12, "A100-SXM4-80GB": 2.04e12,
-           "A100": 1.94e12, "L40S": 0.864e12, "A10": 0.6e12, "L4": 0.3e12, "RTX 4090": 1.0e12}
 
 Job = tuple[str, int, "str | None"]
 
@@ -273,12 +270,7 @@ def main() -> None:
     n = args.new_tokens
     one: list[Job] = [(PROMPT, n, None)]
     eight: list[Job] = [(p, max(1, int(n * f)), None) for p, f in CONCURRENT]
-    lines: list[str] = []
-
-    def out(s: str = "") -> None:
-        print(s, flush=True)
-        lines.append(s)
-
+    out = Report()
     out(f"# torch static engine vs transformers `generate` ({machine()})")
     out()
     out(f"model: {model}; {n} new tokens per request (8 concurrent: {[k for _, k, _ in eight]}); best of "
@@ -344,7 +336,7 @@ def main() -> None:
                                     f"padded batch of 32")
                 bw1, step1 = bandwidth(st, one, args.rounds)
                 bw32, step32 = bandwidth(st, thirty_two, args.rounds)
-                peak = next((v for k, v in PEAK_BW.items() if k in torch.cuda.get_device_name()), None)
+                peak = peak_bandwidth(torch.cuda.get_device_name())
                 for tag, bw, step in (("batch 1", bw1, step1), ("32 concurrent", bw32, step32)):
                     frac = f", {bw / peak:.0%} of the {peak / 1e12:.2f} TB/s peak" if peak else ""
                     out(f"memory bandwidth, {label}, {tag}: {bw / 1e9:.0f} GB/s ({step * 1e3:.2f} ms per step){frac}")
@@ -352,7 +344,8 @@ def main() -> None:
             del st
     if not args.quick:
         adapter_rows(args, model, device, dtypes[0], eight, tmp, add, base_tps)
-    table(out, rows, args.markdown, lines)
+    table(out, rows)
+    out.write(args.markdown)
 
 
 def adapter_rows(args: argparse.Namespace, model: str, device: str, dtype: str, eight: list[Job], tmp: Path,
@@ -373,15 +366,12 @@ def adapter_rows(args: argparse.Namespace, model: str, device: str, dtype: str, 
     st.close()
 
 
-def table(out: Callable[[str], None], rows: list[tuple[str, str, str, float, int, str]], markdown: str | None,
-          lines: list[str]) -> None:
+def table(out: Callable[[str], None], rows: list[tuple[str, str, str, float, int, str]]) -> None:
     out()
     out("| case | engine | weights | tokens | seconds | tok/s | ratio |")
     out("|---|---|---|---:|---:|---:|---|")
     for case, engine, weights, dt, k, ratio in rows:
         out(f"| {case} | {engine} | {weights} | {k} | {dt:.2f} | {k / dt:.1f} | {ratio} |")
-    if markdown:
-        Path(markdown).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

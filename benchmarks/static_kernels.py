@@ -26,10 +26,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from puyu_apps.engine.static import ops as ops_mod  # noqa: E402
+from report import Report, peak_bandwidth  # noqa: E402
 
 #: (name, hidden, heads, kv heads, head dim, intermediate)
 SHAPES = [("InternLM3-1B-shaped", 2048, 16, 2, 128, 5632), ("InternLM3-8B", 4096, 32, 2, 128, 10240)]
-PEAK_BW = {"H200": 4.8e12, "H100": 3.35e12, "H800": 3.35e12, "A100": 2.0e12, "L40S": 0.864e12, "L4": 0.3e12}
 
 
 def bench(fn: Callable[[], Any]) -> float:
@@ -52,15 +52,10 @@ def main() -> None:
         return
     dev = torch.device("cuda")
     name = torch.cuda.get_device_name()
-    peak = next((v for k, v in PEAK_BW.items() if k in name), None)
+    peak = peak_bandwidth(name)
     tri = ops_mod.select_kernels("triton", dev)
     ref = ops_mod.TORCH_OPS
-    lines: list[str] = []
-
-    def out(s: str = "") -> None:
-        print(s, flush=True)
-        lines.append(s)
-
+    out = Report()
     import triton
 
     out(f"# Triton kernels vs torch ops ({name}, torch {torch.__version__}, triton {triton.__version__})")
@@ -106,8 +101,7 @@ def main() -> None:
                 share = f"{bw / peak:.0%}" if peak else ""
                 out(f"| {shape} | {op} | {rows} | {t_eager * 1e6:.1f} | {t_comp * 1e6:.1f} | {t_tri * 1e6:.1f} | "
                     f"{bw / 1e9:.0f} | {share} | {t_comp / t_tri:.2f}x |")
-    if args.markdown:
-        Path(args.markdown).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out.write(args.markdown)
 
 
 if __name__ == "__main__":
