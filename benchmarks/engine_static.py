@@ -13,10 +13,9 @@ and the engine on the torch ops instead of its Triton kernels (both compiled int
 Models: on the CPU the embedded model's transformers weights (``LanguageModel.load(backend="transformers")``:
 the GGUF pack dequantized to float32); on CUDA a random model shaped like InternLM3 in bf16, ``--size 1b`` (the
 default: 16 layers, hidden 2048, 16 heads of 128, 2 KV heads, intermediate 5632; 1.33B parameters of which a
-decode step reads 1.02B, 2.0 GB, the untied 151k-token embedding not) or ``0.5b`` (24 layers, hidden 1024, 8 heads, 2 KV heads, intermediate 2816); ``--model``
-overrides both. Greedy everywhere;
-EOS is ignored so that every engine generates exactly the requested number of tokens; timings are the best of
-``--rounds``.
+decode step reads 1.02B, 2.0 GB, the untied 151k-token embedding not) or ``0.5b`` (24 layers, hidden 1024, 8
+heads, 2 KV heads, intermediate 2816); ``--model`` overrides both. Greedy everywhere; EOS is ignored so that
+every engine generates exactly the requested number of tokens; timings are the best of ``--rounds``.
 """
 
 from __future__ import annotations

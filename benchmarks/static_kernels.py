@@ -1,10 +1,10 @@
 """The static engine's Triton kernels against the torch ops they replace, op by op, on CUDA, in one run.
 
-For each op (residual add + RMSNorm, rotary + KV-cache write, SwiGLU, decode attention) and shape, three rows:
-the torch ops eager, the torch ops under ``torch.compile`` (what the engine ran before the kernels) and the Triton
-kernel; each timed inside a CUDA graph (``triton.testing.do_bench_cudagraph``: launch costs gone, as in the
-engine's recorded decode step), with the bytes the op must move and the achieved bandwidth as a share of the
-GPU's peak. Ratios are Triton vs compiled torch. Outputs are checked against the torch ops first.
+For each op (residual add + RMSNorm, rotary + KV-cache write, SwiGLU, decode attention, multi-LoRA add) and
+shape, three timings: the torch ops eager, the torch ops under ``torch.compile`` (what the engine ran before the
+kernels) and the Triton kernel; each timed inside a CUDA graph (``triton.testing.do_bench_cudagraph``: launch
+costs gone, as in the engine's recorded decode step), with the bytes the op must move and the achieved bandwidth
+as a share of the GPU's peak. Ratios are Triton vs compiled torch. Outputs are checked against the torch ops first.
 
     python benchmarks/static_kernels.py [--markdown out.md]
 
@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from puyu_apps.engine.static import ops as ops_mod  # noqa: E402
+from puyu_apps.engine.static.lora import LoraStack  # noqa: E402
 from report import Report, peak_bandwidth  # noqa: E402
 
 #: (name, hidden, heads, kv heads, head dim, intermediate)
@@ -70,7 +71,8 @@ def main() -> None:
         return torch.randn(shape, generator=g, device=dev).to(dt)
 
     comp = ops_mod.Ops("compiled", ref.rms_norm, torch.compile(ref.add_rms_norm), ref.step,
-                       torch.compile(ref.rope_store), torch.compile(ref.swiglu), torch.compile(ref.decode_attention))
+                       torch.compile(ref.rope_store), torch.compile(ref.swiglu), torch.compile(ref.decode_attention),
+                       torch.compile(ref.lora_add))
     for shape, hidden, heads, kv, hd, inter in SHAPES:
         for rows in (1, 32):
             x, r, w = rnd(rows, hidden), rnd(rows, hidden), rnd(hidden)
@@ -87,6 +89,14 @@ def main() -> None:
                 ("rotary + KV write", (2 * rows * (heads + 2 * kv) + 2 * rows) * hd * 2,
                  lambda o: lambda: o.rope_store(qkv, o.step(cos, sin, pos, 1024), kc, vc, heads, kv, hd)),
             ]
+            n_qkv = (heads + 2 * kv) * hd
+            stack = LoraStack(a=rnd(5, 48, hidden) * 0.05, b=rnd(5, n_qkv, 48) * 0.05)  # 4 adapters r=16 on q/k/v
+            stack.a[0], stack.b[0] = 0, 0  # index 0: no adapter (as in the engine's bank)
+            idx = torch.arange(rows, device=dev) % 5  # rows on every adapter and on none
+            used = min(rows, 5)
+            cases.append(("multi-LoRA add (BGMV), 4 adapters r16 on q/k/v",
+                          (2 * rows * n_qkv + rows * hidden + used * 48 * (hidden + n_qkv)) * 2,
+                          lambda o, y=qkv, idx=idx: lambda: o.lora_add(y, x, stack, idx)))
             for ctx in (512, 2048):
                 last = torch.full((rows,), ctx - 1, device=dev)
                 cases.append((f"decode attention, {ctx} positions", 2 * rows * kv * ctx * hd * 2,

@@ -88,6 +88,29 @@ def test_rope_store_writes_the_cache_and_returns_q(tri, dtype, heads, kv, hd):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("rank,n_in,n_out", [(4, 64, 96), (24, 200, 300), (48, 96, 1000)])
+def test_multi_lora_bgmv(tri, dtype, rank, n_in, n_out):
+    """Rows on different adapters and on none (index 0) in one call, as a decode step of mixed requests."""
+    from puyu_apps.engine.static.lora import LoraStack
+
+    stack = LoraStack(a=_rand(4, rank, n_in, dtype=dtype, seed=13) * 0.2,
+                      b=_rand(4, n_out, rank, dtype=dtype, seed=14) * 0.2)
+    stack.a[0], stack.b[0] = 0, 0
+    x, y = _rand(6, n_in, dtype=dtype, seed=15), _rand(6, n_out, dtype=dtype, seed=16)
+    idx = torch.tensor([2, 0, 1, 3, 2, 0], device=DEV)
+    got, want = tri.lora_add(y, x, stack, idx), REF.lora_add(y, x, stack, idx)
+    if dtype == torch.float32:
+        _close(got, want, dtype, "lora_add")
+    else:  # both against the fp32 product: the kernel sums in fp32 and rounds once, torch rounds A x to bf16 first
+        f = {k: v.float() for k, v in (("a", stack.a), ("b", stack.b), ("x", x), ("y", y))}
+        exact = f["y"] + torch.bmm(f["b"][idx], torch.bmm(f["a"][idx], f["x"].unsqueeze(-1))).squeeze(-1)
+        err, err_torch = (got.float() - exact).abs().max(), (want.float() - exact).abs().max()
+        assert err <= max(2 * err_torch, 2 ** -7 * exact.abs().max()), (err, err_torch)
+    assert torch.equal(got[idx == 0], y[idx == 0])  # base rows: the projection's output exactly
+    assert not torch.allclose(got[idx != 0], y[idx != 0])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("heads,kv,hd", [(4, 4, 16), (8, 2, 64), (6, 2, 40), (16, 1, 32), (40, 2, 16)])
 @pytest.mark.parametrize("splits", [1, 3, None])
 def test_decode_attention_over_each_rows_length(tri, dtype, heads, kv, hd, splits):

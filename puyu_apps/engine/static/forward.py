@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .lora import LoraBank, lora_delta, lora_delta_one
+from .lora import LoraBank, lora_delta_one
 from .ops import TORCH_OPS, Ops, apply_rotary
 from .quant import int8_linear
 from .weights import Linear, StaticWeights
@@ -86,14 +86,14 @@ def linear(x: torch.Tensor, lin: Linear) -> torch.Tensor:
 
 
 def _proj(x: torch.Tensor, lin: Linear, bank: LoraBank | None, layer: int, name: str,
-          adapter: torch.Tensor | int) -> torch.Tensor:
+          adapter: torch.Tensor | int, ops: Ops) -> torch.Tensor:
     y = linear(x, lin)
     stack = bank.layers[layer][name] if bank is not None else None
     if stack is None:
         return y
     if isinstance(adapter, int):
         return y if adapter == 0 else y + lora_delta_one(x, stack, adapter)
-    return y + lora_delta(x, stack, adapter)
+    return ops.lora_add(y, x, stack, adapter)
 
 
 # -- the two entry points ------------------------------------------------------------------------------------------
@@ -110,7 +110,7 @@ def prefill(w: StaticWeights, cache: StaticKVCache, tokens: torch.Tensor, start:
     h = F.embedding(tokens, w.embed)
     x = ops.rms_norm(h, w.layers[0].attn_norm, a.rms_eps)
     for i, layer in enumerate(w.layers):
-        qkv = _proj(x, layer.qkv, bank, i, "qkv", adapter)
+        qkv = _proj(x, layer.qkv, bank, i, "qkv", adapter, ops)
         q, k, v = qkv.split([a.q_size, a.kv_size, a.kv_size], dim=-1)
         q = apply_rotary(q.view(s, a.n_heads, a.head_dim), cos, sin)
         k = apply_rotary(k.view(s, a.n_kv_heads, a.head_dim), cos, sin)
@@ -121,9 +121,9 @@ def prefill(w: StaticWeights, cache: StaticKVCache, tokens: torch.Tensor, start:
             attn = prefill_attention(q, k.transpose(0, 1), v.transpose(0, 1), 0, scale)
         else:
             attn = prefill_attention(q, cache.k[i, slot, :, :end], cache.v[i, slot, :, :end], start, scale)
-        h, x = ops.add_rms_norm(_proj(attn, layer.o, bank, i, "o", adapter), h, layer.mlp_norm, a.rms_eps)
-        mlp = _proj(ops.swiglu(_proj(x, layer.gate_up, bank, i, "gate_up", adapter)), layer.down, bank, i, "down",
-                    adapter)
+        h, x = ops.add_rms_norm(_proj(attn, layer.o, bank, i, "o", adapter, ops), h, layer.mlp_norm, a.rms_eps)
+        up = ops.swiglu(_proj(x, layer.gate_up, bank, i, "gate_up", adapter, ops))
+        mlp = _proj(up, layer.down, bank, i, "down", adapter, ops)
         nxt = w.layers[i + 1].attn_norm if i + 1 < len(w.layers) else w.norm
         h, x = ops.add_rms_norm(mlp, h, nxt, a.rms_eps)
     return linear(x[-1:], w.lm_head)[0]
@@ -144,13 +144,13 @@ def decode_one_token(w: StaticWeights, cache: StaticKVCache, tokens: torch.Tenso
     h = F.embedding(tokens, w.embed)
     x = ops.rms_norm(h, w.layers[0].attn_norm, a.rms_eps)
     for i, layer in enumerate(w.layers):
-        qkv = _proj(x, layer.qkv, bank, i, "qkv", adapters)
+        qkv = _proj(x, layer.qkv, bank, i, "qkv", adapters, ops)
         kc, vc = cache.k[i], cache.v[i]
         q = ops.rope_store(qkv, step, kc, vc, a.n_heads, a.n_kv_heads, a.head_dim)
         attn = ops.decode_attention(q, kc[:b, :, :attn_len], vc[:b, :, :attn_len], step, scale)
-        h, x = ops.add_rms_norm(_proj(attn, layer.o, bank, i, "o", adapters), h, layer.mlp_norm, a.rms_eps)
-        mlp = _proj(ops.swiglu(_proj(x, layer.gate_up, bank, i, "gate_up", adapters)), layer.down, bank, i, "down",
-                    adapters)
+        h, x = ops.add_rms_norm(_proj(attn, layer.o, bank, i, "o", adapters, ops), h, layer.mlp_norm, a.rms_eps)
+        up = ops.swiglu(_proj(x, layer.gate_up, bank, i, "gate_up", adapters, ops))
+        mlp = _proj(up, layer.down, bank, i, "down", adapters, ops)
         nxt = w.layers[i + 1].attn_norm if i + 1 < len(w.layers) else w.norm
         h, x = ops.add_rms_norm(mlp, h, nxt, a.rms_eps)
     return linear(x, w.lm_head)

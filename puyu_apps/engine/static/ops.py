@@ -2,15 +2,16 @@
 on the CPU, fused by ``torch.compile`` on CUDA) and ``"triton"`` (hand-written Triton kernels,
 :mod:`.triton_ops`). :func:`select_kernels` picks one; the engine reports which (``EngineInfo.backend_note``).
 
-=======================  =================================================  ============================================
-op                       torch                                              triton
-=======================  =================================================  ============================================
-``rms_norm``             fp32 statistics, as transformers' Llama            one program per row
-``add_rms_norm``         residual add, then the norm                        both in one pass
-``rope_store``           cos/sin gather, two rotaries, two scatters         one kernel: rotated Q out, K/V into the cache
-``swiglu``               ``silu(gate) * up``                                one elementwise kernel
-``decode_attention``     SDPA over the window with a length mask            split-K over each row's own length
-=======================  =================================================  ============================================
+====================  ============================================  ============================================
+op                    torch                                         triton
+====================  ============================================  ============================================
+``rms_norm``          fp32 statistics, as transformers' Llama       one program per row
+``add_rms_norm``      residual add, then the norm                   both in one pass
+``rope_store``        cos/sin gather, two rotaries, two scatters    rotated Q out, K/V into the cache, one kernel
+``swiglu``            ``silu(gate) * up``                           one elementwise kernel
+``decode_attention``  SDPA over the window with a length mask       split-K over each row's own length
+``lora_add``          gather each row's A/B, two batched matmuls    BGMV: each row reads its adapter in place
+====================  ============================================  ============================================
 
 ``$PUYU_APPS_STATIC_KERNELS`` (``auto``, ``torch``, ``triton``) chooses when the caller does not; ``auto`` is
 ``triton`` on CUDA when Triton imports, else ``torch``.
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 
 from ...errors import DeviceUnavailableError, MissingDependencyError
 from .errors import KernelCheckError
+from .lora import LoraStack, lora_delta
 
 KernelChoice = Literal["auto", "torch", "triton"]
 KERNEL_CHOICES = ("auto", "torch", "triton")
@@ -91,6 +93,12 @@ def rope_store(qkv: torch.Tensor, step: TorchStep, k_cache: torch.Tensor, v_cach
     return q
 
 
+def lora_add(y: torch.Tensor, x: torch.Tensor, stack: LoraStack, idx: torch.Tensor) -> torch.Tensor:
+    """``y`` plus row ``t`` of ``x [T, in]`` through adapter ``idx[t]`` of the stacked adapters ``stack``
+    (:func:`~.lora.lora_delta`: two batched matmuls on the gathered matrices)."""
+    return y + lora_delta(x, stack, idx)
+
+
 def swiglu(gate_up: torch.Tensor) -> torch.Tensor:
     """``silu(gate) * up`` of the fused gate/up projection's output ``[T, 2 * intermediate]``."""
     gate, up = gate_up.chunk(2, dim=-1)
@@ -120,11 +128,12 @@ class Ops:
     rope_store: Callable[..., torch.Tensor]
     swiglu: Callable[..., torch.Tensor]
     decode_attention: Callable[..., torch.Tensor]
+    lora_add: Callable[..., torch.Tensor]
     #: what runs, in words (for ``EngineInfo``)
     describe: str = ""
 
 
-TORCH_OPS = Ops("torch", rms_norm, add_rms_norm, torch_step, rope_store, swiglu, decode_attention,
+TORCH_OPS = Ops("torch", rms_norm, add_rms_norm, torch_step, rope_store, swiglu, decode_attention, lora_add,
                 describe="torch ops")
 
 
@@ -135,7 +144,8 @@ def triton_ops(device: torch.device | None = None) -> Ops:
     if device is not None:
         t.prepare(device)
     return Ops("triton", t.rms_norm, t.add_rms_norm, t.decode_step, t.rope_store, t.swiglu, t.decode_attention,
-               describe="Triton kernels (residual+RMSNorm, rotary+KV write, SwiGLU, split-K decode attention)")
+               t.lora_add, describe="Triton kernels (residual+RMSNorm, rotary+KV write, SwiGLU, split-K decode "
+                                    "attention, multi-LoRA BGMV)")
 
 
 def triton_interpreted() -> bool:
@@ -185,6 +195,10 @@ def self_check(ops: Ops, device: torch.device, dtype: torch.dtype) -> str | None
         pairs.append(("decode_attention", ops.decode_attention(q_ref, *ref, ops.step(cos, sin, positions, length),
                                                                scale),
                       TORCH_OPS.decode_attention(q_ref, *ref, TORCH_OPS.step(cos, sin, positions, length), scale)))
+        stack = LoraStack(a=rnd(3, 12, hidden) * 0.1, b=rnd(3, 2 * hidden, 12) * 0.1)
+        stack.a[0], stack.b[0] = 0, 0  # index 0: no adapter
+        idx = torch.tensor([2, 0, 1], device=device)
+        pairs.append(("lora_add", ops.lora_add(gu, x, stack, idx), TORCH_OPS.lora_add(gu, x, stack, idx)))
     except Exception as exc:  # a kernel that does not compile or launch on this device
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     for name, got, want in pairs:

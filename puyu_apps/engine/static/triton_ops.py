@@ -6,6 +6,8 @@
   each row straight into its KV-cache slot at its position, and the rotated Q into a new tensor (replaces two
   rotaries, a cos/sin gather and two scatters).
 - :func:`swiglu`: ``silu(gate) * up`` of the fused gate/up output.
+- :func:`lora_add`: multi-LoRA in one batch (BGMV, as punica's kernels): each row's delta through its own
+  adapter's A and B read in place, added to the projection's output; base rows untouched.
 - :func:`decode_attention`: one query per row over the row's cache slot, split-K ("flash decoding"): the cache
   positions are cut into ``splits`` chunks read by separate programs, each keeping an online softmax; a second
   kernel merges the chunks. GQA reads each K/V row once for all the query heads that share it (the heads are the
@@ -21,7 +23,7 @@ check them against the torch reference ops. Importing this module imports Triton
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import triton
@@ -295,6 +297,63 @@ def _decode_attention_impl(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, le
     return out
 
 
+# -- multi-LoRA (BGMV) ------------------------------------------------------------------------------------------
+@triton.jit
+def _bgmv_shrink_kernel(x_ptr, a_ptr, idx_ptr, h_ptr, n_in, rank, x_stride, a_index, a_row, h_stride,
+                        BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr):
+    """``h[t] = A[idx[t]] x[t]`` (fp32); rows of the base model (index 0) get zeros without reading A."""
+    t = tl.program_id(0)
+    i = tl.load(idx_ptr + t)
+    r = tl.arange(0, BLOCK_R)
+    rm = r < rank
+    acc = tl.zeros([BLOCK_R], tl.float32)
+    if i != 0:
+        for k0 in range(0, n_in, BLOCK_K):
+            k = k0 + tl.arange(0, BLOCK_K)
+            km = k < n_in
+            xv = tl.load(x_ptr + t * x_stride + k, mask=km, other=0.0).to(tl.float32)
+            av = tl.load(a_ptr + i * a_index + r[:, None] * a_row + k[None, :], mask=rm[:, None] & km[None, :],
+                         other=0.0).to(tl.float32)
+            acc += tl.sum(av * xv[None, :], axis=1)
+    tl.store(h_ptr + t * h_stride + r, acc, mask=rm)
+
+
+@triton.jit
+def _bgmv_expand_kernel(h_ptr, b_ptr, idx_ptr, y_ptr, o_ptr, n_out, rank, h_stride, b_index, b_row, y_stride,
+                        o_stride, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr):
+    """``out[t] = y[t] + B[idx[t]] h[t]`` (the sum in fp32, rounded once); base rows copy ``y``."""
+    t = tl.program_id(0)
+    n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    nm = n < n_out
+    i = tl.load(idx_ptr + t)
+    y = tl.load(y_ptr + t * y_stride + n, mask=nm, other=0.0)
+    if i != 0:
+        r = tl.arange(0, BLOCK_R)
+        rm = r < rank
+        hv = tl.load(h_ptr + t * h_stride + r, mask=rm, other=0.0)
+        bv = tl.load(b_ptr + i * b_index + n[:, None] * b_row + r[None, :], mask=nm[:, None] & rm[None, :],
+                     other=0.0).to(tl.float32)
+        y = (y.to(tl.float32) + tl.sum(bv * hv[None, :], axis=1)).to(o_ptr.dtype.element_ty)
+    tl.store(o_ptr + t * o_stride + n, y, mask=nm)
+
+
+def _lora_add_impl(y: torch.Tensor, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                   idx: torch.Tensor) -> torch.Tensor:
+    t, n_in = x.shape
+    rank, n_out = a.shape[1], b.shape[1]
+    assert x.stride(-1) == 1 and y.stride(-1) == 1 and a.is_contiguous() and b.is_contiguous()
+    block_r = max(16, _pow2(rank))
+    h = torch.empty((t, block_r), dtype=torch.float32, device=x.device)
+    _bgmv_shrink_kernel[(t,)](x, a, idx, h, n_in, rank, x.stride(0), a.stride(0), a.stride(1), h.stride(0),
+                              BLOCK_R=block_r, BLOCK_K=max(16, min(128, 8192 // block_r)), num_warps=4)
+    out = torch.empty((t, n_out), dtype=y.dtype, device=y.device)
+    block_n = max(16, min(256, 8192 // block_r))
+    _bgmv_expand_kernel[(t, _cdiv(n_out, block_n))](h, b, idx, y, out, n_out, rank, h.stride(0), b.stride(0),
+                                                     b.stride(1), y.stride(0), out.stride(0), BLOCK_N=block_n,
+                                                     BLOCK_R=block_r, num_warps=4)
+    return out
+
+
 # -- custom ops: what torch.compile sees ----------------------------------------------------------------------------
 # Each launcher is a torch custom op with a fake (shape-only) implementation: torch.compile records it in the graph
 # as one call (CUDA graphs replay the kernels) instead of tracing into Triton's launcher, the same under every torch
@@ -356,6 +415,17 @@ def _(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: torch.Tensor, 
     return q.new_empty((q.shape[0], q.shape[1] * q.shape[2]))
 
 
+@torch.library.custom_op("puyu_apps::lora_add", mutates_args=())
+def _lora_add_op(y: torch.Tensor, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                 idx: torch.Tensor) -> torch.Tensor:
+    return _lora_add_impl(y, x, a, b, idx)
+
+
+@_lora_add_op.register_fake
+def _(y: torch.Tensor, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    return y.new_empty(y.shape)
+
+
 # -- the ops set's functions ------------------------------------------------------------------------------------
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     return _rms_norm_op(x, weight, eps)
@@ -387,4 +457,11 @@ def decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, step: Tr
     ``[B, H * hd]``. ``splits``: chunks per row (default :func:`decode_splits`)."""
     splits = splits or decode_splits(q.shape[0], k.shape[1], k.shape[2], _block_n(q.shape[2]))
     return _decode_attention_op(q, k, v, step.lengths, scale, splits)
+
+
+def lora_add(y: torch.Tensor, x: torch.Tensor, stack: Any, idx: torch.Tensor) -> torch.Tensor:
+    """``y`` plus row ``t`` of ``x [T, in]`` through adapter ``idx[t]`` of ``stack`` (``a [n, R, in]``,
+    ``b [n, out, R]``): one pass over each used adapter's rows (from L2 when rows share an adapter), no gathered
+    copies; base rows (index 0) are ``y`` exactly."""
+    return _lora_add_op(y, x, stack.a, stack.b, idx)
 
