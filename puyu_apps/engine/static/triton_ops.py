@@ -15,10 +15,11 @@
   Products are fp32 (TF32 tensor cores for bf16/fp16 caches, whose 7/10-bit mantissas TF32 holds; IEEE for fp32)
   and the softmax weights stay fp32: the kernel is bound by reading the cache, not by the arithmetic.
 
-Every launcher takes and returns torch tensors and works under ``torch.compile`` (user-defined Triton kernels are
-traced, so the decode step stays one CUDA graph). On a machine without a GPU the same kernels run in Triton's
-interpreter (``TRITON_INTERPRET=1`` set before Triton is imported; numpy on the CPU, slow): that is how the tests
-check them against the torch reference ops. Importing this module imports Triton.
+Each launcher is a torch custom op (``torch.ops.puyu_apps.*``) with a shape-only fake implementation, so
+``torch.compile(fullgraph=True)`` records it as one call and the decode step stays one CUDA graph. On a machine
+without a GPU the same kernels run in Triton's interpreter (``TRITON_INTERPRET=1`` set before Triton is imported;
+numpy on the CPU, slow): that is how the tests check them against the torch reference ops. Importing this module
+imports Triton and registers the custom ops.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ import triton.language as tl
 _MIN_DOT_ROWS = 16
 
 
-# (plain Python, not triton's helpers: torch.compile traces the launchers, and calls into other libraries may break
-# its graph)
+# (plain Python, not triton's helpers: torch.compile traces the ops' wrappers below, and a call into another
+# library may break its graph)
 def _pow2(n: int) -> int:
     return 1 << max(0, (int(n) - 1).bit_length())
 
