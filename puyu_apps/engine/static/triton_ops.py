@@ -466,3 +466,45 @@ def lora_add(y: torch.Tensor, x: torch.Tensor, stack: Any, idx: torch.Tensor) ->
     copies; base rows (index 0) are ``y`` exactly."""
     return _lora_add_op(y, x, stack.a, stack.b, idx)
 
+
+
+# -- ahead-of-time compilation (no GPU needed) ------------------------------------------------------------------
+def _signatures(dtype: str) -> list[tuple[Any, dict[str, str], dict[str, Any]]]:
+    """Every kernel with argument types for activations of ``dtype`` (``"bf16"``, ``"fp16"``, ``"fp32"``) and the
+    compile-time constants of a typical launch (InternLM3-shaped: head size 128, 8 query heads per K/V head)."""
+    p, i, f, idx = f"*{dtype}", "i32", "fp32", "*i64"
+
+    def sig(fn: Any, types: list[str], consts: dict[str, Any]) -> tuple[Any, dict[str, str], dict[str, Any]]:
+        names = list(fn.arg_names)
+        types = types + ["constexpr"] * len(consts)
+        return fn, dict(zip(names, types)), consts
+
+    return [
+        sig(_add_rms_norm_kernel, [p, p, p, p, p, i, i, i, i, i, f], {"HAS_X": True, "BLOCK": 2048}),
+        sig(_add_rms_norm_kernel, [p, p, p, p, p, i, i, i, i, i, f], {"HAS_X": False, "BLOCK": 2048}),
+        sig(_rope_store_kernel, [p, i, p, p, i, idx, p, i, p, p, i, i, i, i, i, i, i, i], {"HALF": 64, "HALF_B": 64}),
+        sig(_swiglu_kernel, [p, p, i, i, i], {"BLOCK": 1024}),
+        sig(_decode_attn_kernel, [p, p, p, idx, "*fp32", "*fp32", f, i, i, i, i, i, i, i, i, i],
+            {"G": 8, "GB": 16, "HD": 128, "HDB": 128, "BLOCK_N": 64, "SPLITS": 4, "IEEE": dtype == "fp32"}),
+        sig(_decode_attn_merge_kernel, ["*fp32", "*fp32", p, i], {"HD": 128, "HDB": 128, "SPLITS": 4, "SPLITS_B": 4}),
+        sig(_bgmv_shrink_kernel, [p, p, idx, "*fp32", i, i, i, i, i, i], {"BLOCK_R": 64, "BLOCK_K": 128}),
+        sig(_bgmv_expand_kernel, ["*fp32", p, idx, p, p, i, i, i, i, i, i, i], {"BLOCK_N": 128, "BLOCK_R": 64}),
+    ]
+
+
+def compile_for(arch: int = 90, dtype: str = "bf16") -> dict[str, int]:
+    """Compile every kernel to machine code for CUDA compute capability ``arch`` (90: H100/H200) with Triton's own
+    compiler and ptxas, on any machine (no GPU or driver is used). Returns the cubin size of each kernel; raises
+    what the compiler raises. Not possible under ``TRITON_INTERPRET=1`` (the kernels are then interpreted)."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    out: dict[str, int] = {}
+    for fn, signature, consts in _signatures(dtype):
+        if not hasattr(fn, "arg_names"):
+            raise RuntimeError("the kernels were defined for Triton's interpreter (TRITON_INTERPRET=1)")
+        kernel = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=consts),
+                                target=GPUTarget("cuda", arch, 32))
+        key = fn.__name__ + ("" if "HAS_X" not in consts else f"[HAS_X={consts['HAS_X']}]")
+        out[key] = len(kernel.asm["cubin"])
+    return out
