@@ -20,6 +20,7 @@ from ..paths import cache_dir
 from ..pipelines.base import Pipeline
 from .audio import AUDIO_SUFFIXES, VADConfig, detect_speech, load_audio, trim
 from .errors import SilentAudioError, TicketStoreError
+from .grounding import NumberGuard, keep_grounded
 from .intent import EscalationPolicy, classify_intent, is_complaint
 from .prompting import IntentLineFilter, ServicePrompts, build_messages, detect_language, split_intent
 from .result import ServiceTurnResult
@@ -90,7 +91,7 @@ class CustomerServicePipeline(Pipeline):
     def __init__(self, *, asr: str = "faster-whisper", tts: str | None = "espeak-ng", db_url: str | None = None,
                  faq_path: str | None = None, max_new_tokens: int = 80, max_duration_s: float = 1200.0,
                  history_turns: int = 4, max_complaints: int = 2, grounding: str = "append",
-                 **kwargs: Any) -> None:
+                 check_numbers: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -100,6 +101,9 @@ class CustomerServicePipeline(Pipeline):
             raise ValueError(f"grounding must be 'append' (state the matching FAQ answer when the model did not) "
                              f"or 'llm' (the model's words only), got {grounding!r}")
         self.grounding = grounding
+        #: drop (and never speak) a reply's sentences that state a number the prompt did not contain
+        #: (:mod:`.grounding`); ``result.dropped_sentences`` lists them
+        self.check_numbers = check_numbers
         from .asr import ASR_ENGINES
 
         if asr not in ASR_ENGINES:  # InvalidInputError is a ValueError; the CLI prints it without a traceback
@@ -125,7 +129,8 @@ class CustomerServicePipeline(Pipeline):
         return {**super().init_parameters(), "asr": self.asr_name, "tts": self.tts_name, "db_url": self.db_url,
                 "faq_path": self.faq_path, "max_new_tokens": self.max_new_tokens,
                 "max_duration_s": self.max_duration_s, "history_turns": self.history_turns,
-                "max_complaints": self.max_complaints, "grounding": self.grounding}
+                "max_complaints": self.max_complaints, "grounding": self.grounding,
+                "check_numbers": self.check_numbers}
 
     # -- components ---------------------------------------------------------------------------------------
     def load_components(self) -> None:
@@ -250,7 +255,10 @@ class CustomerServicePipeline(Pipeline):
         out["faq_ids"] = [e.id for e, _ in hits]
         keep = sess.history[-2 * self.history_turns:] if self.history_turns else []
         messages = self.build_messages(text, lang, hits, keep)
-        prompt_ids = self.lm.encode(self.lm.format_prompt(messages))[0].tolist()
+        prompt_text = self.lm.format_prompt(messages)
+        prompt_ids = self.lm.encode(prompt_text)[0].tolist()
+        # numbers the reply may state: those of its prompt (the caller's words, the history, the facts)
+        guard = NumberGuard.for_sources(prompt_text) if self.check_numbers else None
         out["reusable_tokens"] = shared_prefix(sess.last_ids, prompt_ids)
         # the history is a transcript inside the user message: stop if the model starts writing the caller's part
         cfg = GenerationConfig(max_new_tokens=self.max_new_tokens, temperature=0.0, repetition_penalty=1.1,
@@ -264,6 +272,8 @@ class CustomerServicePipeline(Pipeline):
         for piece in it:
             pieces.append(piece)
             spoken = head.feed(piece)
+            if guard is not None:
+                spoken = guard.feed(spoken)
             if speaker is not None and spoken and speaker.feed(spoken) and first_audio is None:
                 first_audio = time.perf_counter() - t0
             if self.cancel.is_set():  # barge-in: stop decoding (closing the generator releases the model)
@@ -273,6 +283,8 @@ class CustomerServicePipeline(Pipeline):
         model_intent, reply = split_intent(ts.result.text if ts.result else "".join(pieces))
         out["model_intent"] = model_intent
         tail = head.finish()  # a short reply still held back as a possible intent line
+        if guard is not None:
+            tail = guard.feed(tail)
         if tail and speaker is not None and not out.get("interrupted"):
             speaker.feed(tail)
         if out.get("interrupted"):
@@ -280,7 +292,7 @@ class CustomerServicePipeline(Pipeline):
             timings["time_to_first_audio"] = first_audio if first_audio is not None else -1.0
             out["audio"] = speaker.audio if speaker is not None else None
             out["sentences"] = [c.text for c in speaker.chunks] if speaker is not None else []
-            return reply
+            return self._without_made_up_numbers(reply, guard, out)
         timings["llm"] = time.perf_counter() - t0 - (speaker.synth_s if speaker else 0.0)
         if ts.result is not None:
             timings["llm_ttft"] = ts.result.ttft_s
@@ -291,6 +303,11 @@ class CustomerServicePipeline(Pipeline):
             reply = complete_sentences(reply)  # cut by the token limit: keep (and speak) whole sentences only
             if speaker is not None:
                 speaker.discard()
+            if guard is not None:
+                guard.discard()
+        elif guard is not None and speaker is not None:
+            speaker.feed(guard.finish())  # the last sentence, once it is known to be complete
+        reply = self._without_made_up_numbers(reply, guard, out)
         answer = (missing_answer(reply, hits, lang, adapter=model_intent is not None)
                   if self.grounding == "append" and clean_for_speech(reply) else None)
         if answer:
@@ -317,6 +334,18 @@ class CustomerServicePipeline(Pipeline):
             out["audio"] = speaker.audio
             out["sentences"] = [c.text for c in speaker.chunks]
         timings["time_to_first_audio"] = first_audio if first_audio is not None else -1.0
+        return reply
+
+    @staticmethod
+    def _without_made_up_numbers(reply: str, guard: NumberGuard | None, out: dict[str, Any]) -> str:
+        if guard is None:
+            return reply
+        reply, dropped, made_up = keep_grounded(reply, guard.allowed)
+        if dropped:
+            out["dropped_sentences"] = dropped
+            said = ", ".join(f"{v:g}" for v in sorted(made_up))
+            out["warnings"].append(f"dropped {len(dropped)} sentence(s) of the model's reply stating numbers that "
+                                   f"were not in the caller's words, the conversation or the facts ({said})")
         return reply
 
     def _store_call(self, method: str, *args: Any, out: dict[str, Any], **kwargs: Any) -> Any:
@@ -370,6 +399,7 @@ class CustomerServicePipeline(Pipeline):
             escalation_reason=outputs["reason"], model_intent=outputs.get("model_intent"),
             reply=outputs["reply"], faq_ids=outputs.get("faq_ids", []),
             faq_appended=bool(outputs.get("faq_appended")),
+            dropped_sentences=outputs.get("dropped_sentences", []),
             reply_sentences=outputs.get("sentences", []),
             reply_audio_s=len(audio) / 16000 if audio is not None else 0.0,
             time_to_first_audio_s=ttfa if ttfa >= 0 else None,

@@ -32,6 +32,8 @@ class ServiceTurnResult(PipelineResult):
     reply: str
     faq_ids: list[str] = []
     faq_appended: bool = False         # grounding="append" added the best FAQ answer the model had not stated
+    dropped_sentences: list[str] = []  # check_numbers: sentences of the model's reply that stated a number found
+                                       # neither in the caller's words, the conversation nor the facts (not spoken)
     reply_sentences: list[str] = []
     reply_audio_s: float = 0.0
     time_to_first_audio_s: float | None = None

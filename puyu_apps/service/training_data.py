@@ -582,7 +582,11 @@ def score_output(example: Any, generated: str) -> dict[str, Any]:
     colleague will follow up and states no FAQ fact.
     ``language_ok``: the reply is in the caller's language. ``format_ok``: an intent line with a known label and
     a reply of one to three sentences. ``gold:intent`` / ``pred:intent`` become ``intent_macro_f1``.
+    ``numbers_grounded``: every number the reply states is in its prompt (the caller's words, the history, the
+    facts); the pipeline's number check (:mod:`.grounding`) drops the sentences of the other replies.
     """
+    from .grounding import numbers_in
+
     meta = getattr(example, "meta", None) or {}
     gold = meta.get("intent") or split_intent(example.output)[0] or ""
     pred, reply = split_intent(generated)
@@ -593,6 +597,8 @@ def score_output(example: Any, generated: str) -> dict[str, Any]:
         "format_ok": float(pred in INTENT_LABELS and 1 <= len(sentences(reply)) <= 3),
         "gold:intent": gold, "pred:intent": pred or "none",
     }
+    prompt = "\n".join(m["content"] for m in example.prompt_messages()) if hasattr(example, "prompt_messages") else ""
+    scores["numbers_grounded"] = float(numbers_in(reply) <= numbers_in(prompt))
     keys = [f["key"] for f in meta.get("facts", [])]
     if keys:
         scores["fact_grounded"] = float(all(_squash(k) in _squash(reply) for k in keys))

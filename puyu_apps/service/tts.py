@@ -120,6 +120,12 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
 
 
+def take_sentences(buf: str) -> tuple[list[str], str]:
+    """The sentences completed at the start of ``buf`` (a stream of text so far) and the unfinished rest."""
+    parts = _SENTENCE_END.split(buf)
+    return parts[:-1], parts[-1]
+
+
 class SentenceSpeaker:
     """Feed text pieces; every completed sentence is synthesised at once and handed to ``on_chunk``."""
 
@@ -132,11 +138,9 @@ class SentenceSpeaker:
         self.synth_s = 0.0
 
     def feed(self, piece: str) -> list[SpeechChunk]:
-        self._buf += piece
-        parts = _SENTENCE_END.split(self._buf)
-        if len(parts) < 2:
+        done, self._buf = take_sentences(self._buf + piece)
+        if not done:
             return []
-        done, self._buf = parts[:-1], parts[-1]
         ready = []
         pending = ""
         for sent in done:

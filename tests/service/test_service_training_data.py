@@ -86,6 +86,7 @@ def test_scorer_gold_is_perfect_and_wrong_answers_score_low(splits):
     agg = aggregate(gold)
     assert agg["intent_accuracy"] == agg["fact_grounded"] == agg["language_ok"] == agg["format_ok"] == 1.0
     assert agg["intent_macro_f1"] == 1.0 and agg["handover_ok"] == 1.0
+    assert agg["numbers_grounded"] == 1.0  # the gold replies state only numbers their prompt holds
     # a request the facts do not cover: a made-up fact (or no hand-over) is wrong
     ho = next(e for e in held if e.lang == "en" and not e.meta["facts"] and "follow up" in e.output)
     made_up = score_output(ho, f"intent: {ho.meta['intent']}\nLet me help with that. Tap 'Forgot password' on "
@@ -96,6 +97,9 @@ def test_scorer_gold_is_perfect_and_wrong_answers_score_low(splits):
     bad = score_output(ex, f"intent: {wrong_intent}\nA colleague will follow up on this shortly.")
     assert bad["intent_accuracy"] == 0 and bad["fact_grounded"] == 0 and bad["format_ok"] == 1
     assert "handover_ok" not in bad  # scored on hand-over rows only
+    assert bad["numbers_grounded"] == 1  # no number stated
+    invented = score_output(ex, f"intent: {ex.meta['intent']}\nI see the charge of 37 dollars on order 90211.")
+    assert invented["numbers_grounded"] == 0
     zh_reply = score_output(ex, f"intent: {ex.meta['intent']}\n我们的同事会尽快跟进。")
     assert zh_reply["intent_accuracy"] == 1 and zh_reply["language_ok"] == 0
     base = score_output(ex, "Thank you for contacting us! We are happy to help you with anything you need.")
