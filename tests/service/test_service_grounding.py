@@ -77,5 +77,10 @@ def test_a_turn_drops_and_does_not_speak_a_made_up_number(service, monkeypatch):
     spoken = " ".join(res.reply_sentences)
     assert "4417" in spoken and "5 business days" in spoken and "two hundred" not in spoken
     assert service.store.turns_of(res.session_id)[0]["reply"] == res.reply
+    reply = "intent: refund\nI see the charge of two hundred dollars."  # nothing left: the best FAQ answer
+    only = service("My order 4417 arrived damaged, I want a refund.")
+    assert only.reply == service._kb.search("My order 4417 arrived damaged, I want a refund.")[0][0].answer
+    assert only.dropped_sentences == ["I see the charge of two hundred dollars."]
     service.check_numbers = False
+    reply = "intent: refund\nI see the charge of two hundred dollars. Refunds take 5 business days."
     assert "two hundred dollars" in service("My order 4417 arrived damaged, I want a refund.").reply
