@@ -3,9 +3,9 @@ FAQ facts in its prompt. A small model makes numbers up ("I see the charge of tw
 told); on a customer line a wrong amount, date or order number does more harm than a missing sentence.
 
 - :func:`numbers_in`: the numbers a text states, as values: digits ("2,000", "3.5", the 9 and 30 of "9:30", the
-  9 alone of "9:00"),
-  English number words ("two", "twenty-five", "three hundred") and Chinese numerals ("三十", "两"). A lone
-  "one" / "一" is not counted (mostly "a": "one moment", "一下", "一个"), nor idioms such as 十分 ("very").
+  9 alone of "9:00"), English number words ("two", "twenty-five", "three hundred") and Chinese numerals ("三十",
+  "两"). A lone "one" / "一" is not counted (mostly "a": "one moment", "一下", "一个"), nor idioms such as 十分
+  ("very").
 - :func:`keep_grounded`: a text without its sentences that state a number outside an allowed set.
 - :class:`NumberGuard`: the same rule as a streaming filter between the model and the speech synthesis: text goes
   in piece by piece, each sentence comes out once complete unless it states such a number (never spoken).
@@ -62,17 +62,11 @@ def numbers_in(text: str) -> set[float]:
 def keep_grounded(text: str, allowed: set[float]) -> tuple[str, list[str], set[float]]:
     """``(text without the sentences that state a number outside allowed, those sentences, their numbers)``;
     ``text`` unchanged when every number it states is allowed."""
-    dropped, made_up, kept = [], set(), []
-    for sentence in split_sentences(text):
-        bad = numbers_in(sentence) - allowed
-        if bad:
-            dropped.append(sentence)
-            made_up |= bad
-        else:
-            kept.append(sentence)
-    if not dropped:
+    guard = NumberGuard(allowed)
+    kept = guard._pass(split_sentences(text))
+    if not guard.dropped:
         return text, [], set()
-    return "".join(_joined(s) for s in kept).strip(), dropped, made_up
+    return kept.strip(), guard.dropped, set().union(*(numbers_in(s) for s in guard.dropped)) - allowed
 
 
 @dataclass
