@@ -234,7 +234,7 @@ def select_kernels(choice: str | None, device: torch.device, dtype: torch.dtype 
     if not triton_available():
         raise MissingDependencyError("kernels='triton' needs Triton, which could not be imported; install it with: "
                                      "pip install 'puyu_apps[gpu]' (or use kernels='torch')")
-    if device.type != "cuda" and not triton_interpreted():
+    if not _on_gpu(device) and not triton_interpreted():
         raise DeviceUnavailableError(f"kernels='triton' runs on a CUDA device; the model is on {device.type!r}. "
                                      f"Use kernels='torch' there (or set TRITON_INTERPRET=1 before Triton is "
                                      f"imported to run the kernels in Triton's interpreter, for testing)")
